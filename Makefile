@@ -1,0 +1,45 @@
+# Two commands: `make run` (the main job, offline, on the embedded synthetic data) and `make test`.
+# Every target first makes sure .venv holds the pinned stack; re-running is a no-op when nothing changed.
+SHELL := /bin/bash
+PYTHON_VERSION := $(shell cat .python-version)
+PYENV_PYTHON := $(shell pyenv prefix $(PYTHON_VERSION) 2>/dev/null)/bin/python
+PYTHON ?= $(if $(wildcard $(PYENV_PYTHON)),$(PYENV_PYTHON),python3.10)
+VENV := .venv
+BIN := $(VENV)/bin
+PROTOS := $(patsubst %.proto,%_pb2.py,$(wildcard serving/protos/*.proto))
+OUT ?= out
+export TF_USE_LEGACY_KERAS := 0
+export TF_CPP_MIN_LOG_LEVEL ?= 1
+
+.PHONY: setup run serve test bench clean
+
+setup: $(VENV)/.installed $(PROTOS)
+
+$(VENV)/.installed: requirements/lock.txt setup.py .python-version
+	@command -v "$(PYTHON)" >/dev/null || { echo "Python $(PYTHON_VERSION) not found at $(PYTHON): install it with 'pyenv install $(PYTHON_VERSION)' or pass PYTHON=/path/to/python3.10" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==24.2
+	$(BIN)/pip install --quiet --progress-bar off -r requirements/lock.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
+	touch $@
+
+serving/protos/%_pb2.py: serving/protos/%.proto $(VENV)/.installed
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. $<
+
+run: setup
+	$(BIN)/recsys pipeline run --pipeline-root $(OUT)/pipeline --serving-dir $(OUT)/serving --demo
+
+serve: setup
+	$(BIN)/recsys serve --model_config_file serving/config/models.config --enable_batching \
+	  --batching_parameters_file serving/config/batching_parameters.txt \
+	  --monitoring_config_file serving/config/monitoring.config --rest_api_port 8501
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

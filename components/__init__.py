@@ -1,0 +1,1 @@
+"""TFX module code: feature names, the Transform `preprocessing_fn` and the Trainer `run_fn`."""

@@ -1,0 +1,1 @@
+"""MovieLens data layer, pipeline configuration and the TFX pipeline definition."""
