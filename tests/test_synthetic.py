@@ -1,0 +1,73 @@
+"""The synthetic generator: reproducible, the requested shape, MovieLens-like, and learnable."""
+import hashlib
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pipeline import movielens, split, synthetic
+from pipeline.bad_rows import BadRows
+
+SHAPE = synthetic.SyntheticShape(users=300, movies=1000, ratings=20_000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+  out = tmp_path_factory.mktemp("synth")
+  synthetic.generate(SHAPE, out)
+  return out
+
+
+def digest(path):
+  return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_same_seed_gives_same_bytes_other_seed_differs(generated, tmp_path):
+  synthetic.generate(SHAPE, tmp_path / "again")
+  assert digest(tmp_path / "again" / "ratings.csv") == digest(generated / "ratings.csv")
+  assert digest(tmp_path / "again" / "movies.csv") == digest(generated / "movies.csv")
+  other = synthetic.SyntheticShape(SHAPE.users, SHAPE.movies, SHAPE.ratings, seed=8)
+  synthetic.generate(other, tmp_path / "other")
+  assert digest(tmp_path / "other" / "ratings.csv") != digest(generated / "ratings.csv")
+
+
+def test_shape_and_movielens_structure(generated):
+  loaded = movielens.load(generated, BadRows("fail"))  # every row valid, no duplicate pairs
+  ratings = loaded.ratings
+  assert len(ratings) == SHAPE.ratings
+  assert ratings.user_id.nunique() == SHAPE.users
+  assert len(loaded.movies) == SHAPE.movies
+  per_user = ratings.groupby("user_id").size()
+  assert per_user.min() >= synthetic.MIN_USER_RATINGS
+  assert per_user.max() > 5 * per_user.median()  # heavy-tailed activity
+  per_movie = ratings.groupby("movie_id").size().sort_values(ascending=False)
+  assert per_movie.iloc[: SHAPE.movies // 10].sum() > 0.3 * SHAPE.ratings  # popular head
+  assert set(np.unique(ratings.rating)) <= set(np.arange(1, 11) * 0.5)
+  shares = ratings.rating.value_counts(normalize=True).sort_index().to_numpy()
+  np.testing.assert_allclose(shares, synthetic.RATING_SHARES, atol=0.02)
+  genres = loaded.movies.genres.str.split("|").explode()
+  assert set(genres) <= set(synthetic.GENRES) and genres.nunique() > 10
+  assert ratings.timestamp.between(synthetic.FIRST_TIMESTAMP, synthetic.LAST_TIMESTAMP).all()
+
+
+def test_a_simple_baseline_beats_random(generated):
+  table = movielens.ratings_table(movielens.load(generated, BadRows()))
+  train, held_out = split.temporal_split(table, 0.2)
+  # "liked": a movie's mean train rating ranks held-out ratings far better than chance.
+  movie_mean = train.groupby("movie_id").rating.mean()
+  known = held_out[held_out.movie_id.isin(movie_mean.index)]
+  auc = roc_auc_score(known.rating >= 4, movie_mean.loc[known.movie_id])
+  assert auc > 0.6
+  # "interaction": most-popular ranks a user's held-out movies above unrated ones far better than chance.
+  popularity = train.groupby("movie_id").size()
+  unrated = split.sample_unrated(table, held_out.user_id.unique(), popularity.index.to_numpy(), 20, 0)
+  scores = np.concatenate([popularity.reindex(known.movie_id).to_numpy(),
+                           popularity.reindex(unrated.movie_id).to_numpy()])
+  labels = np.concatenate([np.ones(len(known)), np.zeros(len(unrated))])
+  assert roc_auc_score(labels, scores) > 0.7
+
+
+@pytest.mark.parametrize("users, movies, ratings", [(0, 10, 10), (10, 1, 10), (10, 10, 5), (10, 10, 100)])
+def test_impossible_shapes_are_refused(users, movies, ratings):
+  with pytest.raises(ValueError):
+    synthetic.SyntheticShape(users, movies, ratings)
