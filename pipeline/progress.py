@@ -17,6 +17,7 @@ class Progress:
     self.done = 0
     self._start = time.monotonic()
     self._last = 0.0
+    self._printed = -1
 
   def update(self, increment: int) -> None:
     """Adds `increment` units and prints a line when `interval` has passed since the last one."""
@@ -27,10 +28,12 @@ class Progress:
       self._print(now)
 
   def close(self) -> None:
-    """Prints the final line."""
-    self._print(time.monotonic())
+    """Prints the final line, unless the last line printed already showed the final count."""
+    if self._printed != self.done:
+      self._print(time.monotonic())
 
   def _print(self, now: float) -> None:
+    self._printed = self.done
     elapsed = now - self._start
     share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
     rate = f", {self.done / elapsed:,.0f} {self.unit}/s" if elapsed > 0 and self.unit else ""
