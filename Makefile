@@ -11,7 +11,7 @@ OUT ?= out
 export TF_USE_LEGACY_KERAS := 0
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: setup run serve test bench clean
+.PHONY: setup browser run serve test bench clean
 
 setup: $(VENV)/.installed $(PROTOS)
 
@@ -35,7 +35,13 @@ serve: setup
 	  --batching_parameters_file serving/config/batching_parameters.txt \
 	  --monitoring_config_file serving/config/monitoring.config --rest_api_port 8501
 
-test: setup
+# The report test renders the HTML report in Debian's headless Chromium; installed here when we are root.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is not installed: the report's browser test will be skipped (apt-get install chromium)"
+
+test: setup browser
 	$(BIN)/python -m pytest -q tests
 
 bench: setup

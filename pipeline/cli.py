@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
   """Returns the `recsys` parser. Subcommand modules import TensorFlow lazily, so `--help` is fast."""
   from pipeline import data_cli
   from pipeline import pipeline_cli
+  from pipeline import report_cli
   from serving import cli as serving_cli
 
   parser = argparse.ArgumentParser(
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
   subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
   data_cli.register(subparsers)
   pipeline_cli.register(subparsers)
+  report_cli.register(subparsers)
   serving_cli.register(subparsers)
   return parser
 

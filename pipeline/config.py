@@ -6,6 +6,8 @@ from typing import Literal, Optional, Tuple
 DatasetName = Literal["synthetic", "ml-100k", "ml-1m", "ml-latest-small", "ml-25m", "ml-latest"]
 SplitMode = Literal["temporal", "random"]
 BadRowPolicy = Literal["fail", "skip"]
+# The curated schema of the prepared examples, imported with ImportSchemaGen (see schema/schema.pbtxt).
+CURATED_SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,8 @@ class TrainConfig:
   id_dropout: float = 0.02  # share of training ids replaced by OOV so cold-start embeddings learn
   recommend_k: int = 10
   vocab_oov_buckets: int = 1
+  seed: int = 7  # seeds weight init, shuffling and negative sampling
+  shuffle_labels: bool = False  # tests only: trains a deliberately worse candidate that must not be blessed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +79,7 @@ class PipelineConfig:
   """Everything a pipeline run needs; built once by the CLI and passed down."""
   pipeline_name: str = "movielens-ncf"
   pipeline_root: Path = Path("out/pipeline")
+  examples_dir: Path = Path("out/examples")  # prepared train/ and eval/ tf.Examples that ExampleGen imports
   metadata_path: Optional[Path] = None  # SQLite ML Metadata; defaults to <pipeline_root>/metadata.sqlite
   serving_dir: Path = Path("out/serving")
   model_name: str = "ncf"

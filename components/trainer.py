@@ -1,0 +1,182 @@
+"""Trainer module: `run_fn`, the input pipeline that resamples negatives every epoch, and model fitting.
+
+The train split holds only rated pairs. Each epoch the input pipeline pairs every rated (user, movie) with
+`negatives_per_positive` freshly drawn movies of the known catalog (uniform or popularity-aware): the
+`interaction` head learns rated vs. unrated, the `liked` head learns from rated pairs only (its sample weight
+is 0 on sampled pairs). Id dropout swaps a share of ids for OOV buckets so unseen users and movies get trained
+embeddings (close to an average user: the most popular movies).
+"""
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Tuple
+
+os.environ["TF_USE_LEGACY_KERAS"] = "0"  # Keras 3 even when TFX loads this module on its own.
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
+from tfx_bsl.public import tfxio  # noqa: E402
+
+from components import features  # noqa: E402
+from components import model as ncf_model  # noqa: E402
+from components import model_export  # noqa: E402
+from pipeline.config import ModelConfig, TrainConfig  # noqa: E402
+
+# (file patterns, options, schema) -> dataset of transformed feature dicts; TFX's DataAccessor.tf_dataset_factory.
+DatasetFactory = Callable[[List[str], tfxio.TensorFlowDatasetOptions, schema_pb2.Schema], tf.data.Dataset]
+Batch = Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor], Dict[str, tf.Tensor]]
+# Popularity-aware negatives are drawn proportional to count ** exponent (word2vec's smoothing).
+POPULARITY_EXPONENT = 0.75
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+  """What the Trainer learns about ids from Transform's vocabularies and one pass over the train split.
+
+  Attributes:
+    num_users / num_movies: vocabulary size plus OOV buckets (embedding rows).
+    known_users / known_movies: vocabulary size; indices >= these are OOV buckets.
+    movie_counts: int64 [num_movies] train ratings per movie index.
+    movie_genres: float32 [num_movies, num_genre_buckets] genre multi-hot per movie, rows sum to 1 (or 0).
+  """
+  num_users: int
+  known_users: int
+  num_movies: int
+  known_movies: int
+  movie_counts: np.ndarray
+  movie_genres: np.ndarray
+
+
+def configs_from_custom_config(custom_config: Mapping[str, Any]) -> Tuple[ModelConfig, TrainConfig]:
+  """Rebuilds the typed configs the pipeline put into the Trainer's JSON custom_config."""
+  model = dict(custom_config["model"])
+  model["mlp_layers"] = tuple(model["mlp_layers"])
+  return ModelConfig(**model), TrainConfig(**custom_config["train"])
+
+
+def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
+                 dataset_factory: DatasetFactory) -> Catalog:
+  """Reads the transformed train split once for movie popularity and each movie's genres."""
+  num_movies = tf_transform_output.num_buckets_for_transformed_feature(features.MOVIE_ID)
+  num_genres = tf_transform_output.num_buckets_for_transformed_feature(features.GENRES)
+  counts = np.zeros(num_movies, np.int64)
+  genres = np.zeros((num_movies, num_genres), np.float32)
+  options = tfxio.TensorFlowDatasetOptions(batch_size=8192, num_epochs=1, shuffle=False)
+  dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
+  for batch in dataset:
+    movies = batch[features.MOVIE_ID].numpy().reshape(-1)
+    np.add.at(counts, movies, 1)
+    genre_ids = batch[features.GENRES]
+    genres[movies[genre_ids.indices[:, 0].numpy()], genre_ids.values.numpy()] = 1.0
+  row_sums = genres.sum(axis=1, keepdims=True)
+  return Catalog(
+      num_users=tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID),
+      known_users=tf_transform_output.vocabulary_size_by_name(features.USER_ID),
+      num_movies=num_movies,
+      known_movies=tf_transform_output.vocabulary_size_by_name(features.MOVIE_ID),
+      movie_counts=counts,
+      movie_genres=np.divide(genres, row_sums, out=np.zeros_like(genres), where=row_sums > 0))
+
+
+def _id_dropout(ids: tf.Tensor, known: int, total: int, rate: float, generator: tf.random.Generator) -> tf.Tensor:
+  """Replaces a `rate` share of ids ([n] int64) with a random OOV bucket in [known, total)."""
+  if rate <= 0 or total <= known:
+    return ids
+  oov = known + tf.cast(generator.uniform(tf.shape(ids), 0, total - known, dtype=tf.int32), tf.int64)
+  return tf.where(generator.uniform(tf.shape(ids)) < rate, oov, ids)
+
+
+def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
+                          dataset_factory: DatasetFactory, catalog: Catalog, config: TrainConfig,
+                          seed: int) -> tf.data.Dataset:
+  """Returns one epoch of (features, labels, sample weights) batches; iterating it again draws new negatives.
+
+  Each yielded batch holds B rated pairs and B * negatives_per_positive sampled pairs:
+    features: {"user_id", "movie_id"}: int64 [n]; labels: {"interaction", "liked"}: float32 [n];
+    sample weights: {"interaction": 1, "liked": 1 on rated pairs, 0 on sampled pairs}: float32 [n].
+  """
+  ratio = config.negatives_per_positive
+  positives_per_batch = max(1, config.batch_size // (1 + ratio))
+  options = tfxio.TensorFlowDatasetOptions(batch_size=positives_per_batch, num_epochs=1, shuffle=True,
+                                           shuffle_seed=seed)
+  dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
+  known_movies = catalog.known_movies
+  if config.negative_sampler == "popularity":
+    weights = np.maximum(catalog.movie_counts[:known_movies], 1).astype(np.float64) ** POPULARITY_EXPONENT
+    cumulative = tf.constant(np.cumsum(weights) / weights.sum(), tf.float32)
+  elif config.negative_sampler != "uniform":
+    raise ValueError(f"TrainConfig.negative_sampler is {config.negative_sampler!r}; expected 'uniform' or "
+                     "'popularity'")
+  # A generator's state lives in a variable, so every pass over the dataset draws new negatives; stateful
+  # random ops with a fixed global seed would replay the same negatives each epoch.
+  generator = tf.random.Generator.from_seed(seed)
+
+  def sample_movies(count: tf.Tensor) -> tf.Tensor:
+    if config.negative_sampler == "popularity":
+      picks = tf.searchsorted(cumulative, generator.uniform([count]), side="right", out_type=tf.int64)
+      return tf.minimum(picks, known_movies - 1)
+    return tf.cast(generator.uniform([count], 0, known_movies, dtype=tf.int32), tf.int64)
+
+  def add_negatives(batch: Mapping[str, tf.Tensor]) -> Batch:
+    users = tf.reshape(batch[features.USER_ID], [-1])
+    movies = tf.reshape(batch[features.MOVIE_ID], [-1])
+    liked = tf.cast(tf.reshape(batch[features.LIKED], [-1]), tf.float32)
+    num_positives = tf.shape(users)[0]
+    num_negatives = num_positives * ratio
+    positive = tf.ones([num_positives])
+    negative = tf.zeros([num_negatives])
+    users = tf.concat([users, tf.repeat(users, ratio)], axis=0)
+    movies = tf.concat([movies, sample_movies(num_negatives)], axis=0)
+    labels = {ncf_model.INTERACTION_HEAD: tf.concat([positive, negative], 0),
+              ncf_model.LIKED_HEAD: tf.concat([liked, negative], 0)}
+    weights = {ncf_model.INTERACTION_HEAD: tf.ones_like(labels[ncf_model.INTERACTION_HEAD]),
+               ncf_model.LIKED_HEAD: tf.concat([positive, negative], 0)}
+    if config.shuffle_labels:
+      # Only for tests that need a deliberately worse candidate: labels no longer belong to their pairs.
+      order = tf.argsort(generator.uniform(tf.shape(users)))
+      labels = {head: tf.gather(label, order) for head, label in labels.items()}
+      weights = {head: tf.gather(weight, order) for head, weight in weights.items()}
+    inputs = {
+        features.USER_ID: _id_dropout(users, catalog.known_users, catalog.num_users, config.id_dropout, generator),
+        features.MOVIE_ID: _id_dropout(movies, catalog.known_movies, catalog.num_movies, config.id_dropout,
+                                       generator)}
+    return inputs, labels, weights
+
+  # Sequential map: the shared generator then draws the same numbers for the same batches on every run.
+  return dataset.map(add_negatives).prefetch(tf.data.AUTOTUNE)
+
+
+def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
+                dataset_factory: DatasetFactory, model_config: ModelConfig,
+                train_config: TrainConfig) -> Tuple[keras.Model, Catalog]:
+  """Builds the NeuMF sized from Transform's vocabularies and fits it for `train_config.epochs` epochs."""
+  keras.utils.set_random_seed(train_config.seed)
+  catalog = scan_catalog(train_files, tf_transform_output, dataset_factory)
+  model = ncf_model.build_model(catalog.num_users, catalog.num_movies, catalog.movie_genres, model_config)
+  model.compile(
+      optimizer=keras.optimizers.Adam(train_config.learning_rate),
+      loss={head: keras.losses.BinaryCrossentropy() for head in ncf_model.HEADS},
+      loss_weights={ncf_model.INTERACTION_HEAD: train_config.interaction_loss_weight,
+                    ncf_model.LIKED_HEAD: train_config.liked_loss_weight})
+  dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
+                                  seed=train_config.seed)
+  model.fit(dataset, epochs=train_config.epochs, verbose=2)
+  return model, catalog
+
+
+def run_fn(fn_args: Any) -> None:
+  """TFX Trainer entry point: trains on the transformed train split and exports the serving SavedModel.
+
+  Args:
+    fn_args: tfx.components.FnArgs; custom_config holds {"model": ModelConfig, "train": TrainConfig,
+      "model_name": str} as dicts.
+  """
+  model_config, train_config = configs_from_custom_config(fn_args.custom_config)
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  model, _ = train_model(fn_args.train_files, tf_transform_output, fn_args.data_accessor.tf_dataset_factory,
+                         model_config, train_config)
+  model_export.export_serving_model(model, tf_transform_output, Path(fn_args.serving_model_dir), train_config,
+                                    model_name=fn_args.custom_config["model_name"])

@@ -1,0 +1,138 @@
+"""The TFX pipeline: ImportExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator
+-> AnomaliesGate -> Transform -> Trainer (two-head NeuMF) -> Evaluator (vs. the latest blessed model) -> Pusher.
+"""
+import dataclasses
+from typing import List
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components import features
+from components.anomalies_gate import AnomaliesGate
+from pipeline.config import EvalConfig, PipelineConfig
+
+SCHEMA_FILE = "schema.pbtxt"
+PREPROCESSING_FN = "components.transform.preprocessing_fn"
+RUN_FN = "components.trainer.run_fn"
+SERVING_SIGNATURE = "serving_default"
+# Slices the Evaluator reports; blessing looks at the overall slice only.
+SLICES = ((), (features.IS_SAMPLED,), (features.GENRES,), (features.USER_ACTIVITY,))
+
+
+def metadata_path(config: PipelineConfig) -> str:
+  """The SQLite ML Metadata file of `config` (pipeline_root/metadata.sqlite unless set)."""
+  return str(config.metadata_path or config.pipeline_root / "metadata.sqlite")
+
+
+def trainer_custom_config(config: PipelineConfig) -> dict:
+  """The JSON-able Trainer custom_config that components.trainer.run_fn reads back into typed configs."""
+  return {"model": dataclasses.asdict(config.model), "train": dataclasses.asdict(config.train),
+          "model_name": config.model_name}
+
+
+def _auc_threshold(lower_bound: float, max_regression: float) -> tfma.MetricThreshold:
+  return tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
+      # A candidate may lose at most `max_regression` AUC against the latest blessed model; without a
+      # baseline (first run) TFMA judges by the value threshold alone.
+      change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                                   absolute={"value": -max_regression}))
+
+
+def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool) -> tfma.MetricsSpec:
+  overall_only = [tfma.SlicingSpec()]
+  return tfma.MetricsSpec(
+      output_names=[head],
+      # `liked` is weighted by `interaction` (1 rated, 0 sampled): its metrics count rated examples only.
+      example_weights=tfma.ExampleWeightOptions(weighted=weighted, unweighted=not weighted),
+      metrics=[
+          # With `weighted`, ExampleCount counts the examples that carry weight (rated ones for `liked`).
+          tfma.MetricConfig(class_name="ExampleCount"),
+          tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+              slicing_specs=overall_only, threshold=_auc_threshold(min_auc, config.max_auc_regression))]),
+          tfma.MetricConfig(class_name="BinaryAccuracy"),
+          tfma.MetricConfig(class_name="Precision"),
+          tfma.MetricConfig(class_name="Recall"),
+          tfma.MetricConfig(class_name="Calibration"),
+          tfma.MetricConfig(class_name="MeanLabel"),
+          tfma.MetricConfig(class_name="MeanPrediction"),
+      ])
+
+
+def eval_config(config: EvalConfig) -> tfma.EvalConfig:
+  """TFMA config: per-head metrics on the eval split, slices, and blessing thresholds on the overall slice."""
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name=SERVING_SIGNATURE,
+          model_type=tfma.TF_GENERIC,  # a tf.Module SavedModel, not a Keras one
+          label_keys={features.INTERACTION: features.INTERACTION, features.LIKED: features.LIKED},
+          example_weight_keys={features.LIKED: features.INTERACTION})],
+      slicing_specs=[tfma.SlicingSpec(feature_keys=list(keys)) for keys in SLICES],
+      metrics_specs=[
+          _head_metrics(features.INTERACTION, config.min_interaction_auc, config, weighted=False),
+          _head_metrics(features.LIKED, config.min_liked_auc, config, weighted=True),
+      ])
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+  """Builds the pipeline for `config`; runners only choose the orchestrator (see local_runner.py)."""
+  example_gen = tfx.components.ImportExampleGen(
+      input_base=str(config.examples_dir),
+      input_config=tfx.proto.Input(splits=[
+          tfx.proto.Input.Split(name=split, pattern=f"{split}/*")
+          for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT)]))
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  if config.schema_dir:
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(config.schema_dir / SCHEMA_FILE))
+  else:
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True)
+  example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                                      schema=schema_gen.outputs["schema"])
+  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs["examples"],
+      schema=schema_gen.outputs["schema"],
+      preprocessing_fn=PREPROCESSING_FN,
+      # Vocabularies from train only: eval-only ids must look unseen, as they will at serving time.
+      splits_config=tfx.proto.SplitsConfig(analyze=[features.TRAIN_SPLIT],
+                                           transform=[features.TRAIN_SPLIT, features.EVAL_SPLIT]),
+      custom_config={"vocab_oov_buckets": config.train.vocab_oov_buckets},
+      # Pre/post-transform statistics would double Transform's time; StatisticsGen already covers the input.
+      disable_statistics=True)
+  transform.add_upstream_node(anomalies_gate)
+  trainer = tfx.components.Trainer(
+      run_fn=RUN_FN,
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      schema=schema_gen.outputs["schema"],
+      train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+      eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+      custom_config=trainer_custom_config(config))
+  baseline_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs["examples"],
+      model=trainer.outputs["model"],
+      baseline_model=baseline_resolver.outputs["model"],
+      schema=schema_gen.outputs["schema"],
+      example_splits=[features.EVAL_SPLIT],
+      eval_config=eval_config(config.eval))
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs["model"],
+      model_blessing=evaluator.outputs["blessing"],
+      push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+          base_directory=str(config.serving_dir / config.model_name))))
+  components: List = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
+                      trainer, baseline_resolver, evaluator, pusher]
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=str(config.pipeline_root),
+      components=components,
+      enable_cache=True,
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          metadata_path(config)),
+      beam_pipeline_args=list(config.beam_args))

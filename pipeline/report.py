@@ -1,0 +1,276 @@
+"""The evaluation report: one self-contained HTML file (inline CSS, figures as data URIs) plus its PNGs.
+
+`write_report` reads a pipeline run through ML Metadata (run_artifacts) and writes the report;
+`render_report` lays out an already-read RunReport.
+"""
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+from pipeline import report_data
+from pipeline import report_plots
+from pipeline.report_data import DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, HeadResult, RunReport
+
+# Section id -> title; the order of the page. Tests check every one is rendered.
+SECTIONS: Dict[str, str] = {
+    "run": "Run and model",
+    "blessing": "Blessing verdict",
+    "metrics": "Overall metrics",
+    "slices": "AUC by slice",
+    "curves": "ROC and precision-recall",
+    "calibration": "Calibration",
+    "scores": "Score distribution",
+    "data": "Data statistics",
+    "ranking": "Ranking quality",
+}
+# TFMA metric names in the order the metrics table lists them; other metrics follow alphabetically.
+METRIC_ORDER = ("auc", "binary_accuracy", "precision", "recall", "calibration", "mean_label",
+                "mean_prediction", "example_count", "weighted_example_count")
+_CALIBRATION_NOTE = ("Points on the diagonal are calibrated: of the examples scored about p, a share p is "
+                     "positive. `liked` is weighted by `interaction`, so only rated movies count.")
+_SCORES_NOTE = "Each class's histogram sums to 1; well-separated humps mean the head discriminates well."
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0 auto;
+       max-width: 1180px; padding: 1.5em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+nav a { margin-right: 1em; } table { border-collapse: collapse; margin: 0.6em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; } th { background: #f3f3f3; }
+.pass { color: #1e7b34; font-weight: bold; } .fail { color: #b52b27; font-weight: bold; }
+.verdict { font-size: 1.3em; padding: 0.4em 0.8em; display: inline-block; border-radius: 4px; }
+.verdict.pass { background: #e3f4e6; } .verdict.fail { background: #f9e0df; }
+img { max-width: 100%; border: 1px solid #eee; } .note { color: #666; font-size: 0.92em; }
+"""
+
+
+def write_report(pipeline_root: Path, metadata_path: Optional[Path], out: Path, run: str = "latest",
+                 k: int = DEFAULT_K, min_slice_examples: float = DEFAULT_MIN_SLICE_EXAMPLES) -> Path:
+  """Reads pipeline run `run` ("latest" or a run id) from ML Metadata and writes the report to `out` (HTML) with
+  its PNGs beside it; returns `out`.
+
+  `metadata_path` is the SQLite ML Metadata file; None means the pipeline's default under `pipeline_root`.
+  Artifacts are found through ML Metadata, never by folder names under `pipeline_root`.
+  """
+  from pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  from pipeline import run_artifacts  # pylint: disable=g-import-not-at-top
+  from pipeline.config import PipelineConfig  # pylint: disable=g-import-not-at-top
+
+  store_path = Path(pipeline.metadata_path(PipelineConfig(pipeline_root=Path(pipeline_root),
+                                                          metadata_path=metadata_path)))
+  report = run_artifacts.load_run_report(store_path, run, k=k, min_slice_examples=min_slice_examples)
+  return render_report(report, Path(out))
+
+
+def render_report(report: RunReport, out: Path) -> Path:
+  """Writes `report` as HTML to `out` and each figure as `<out stem>-<figure>.png` beside it; returns `out`."""
+  out.parent.mkdir(parents=True, exist_ok=True)
+  figures = _figures(report)
+  for name, png in figures.items():
+    out.with_name(f"{out.stem}-{name}.png").write_bytes(png)
+  body = [
+      f"<h1>Evaluation report: {_e(report.identity.pipeline_name)}</h1>",
+      f"<p class='note'>Run <code>{_e(report.identity.run_id)}</code>, started {_e(report.identity.created)}"
+      "</p>",
+      "<nav>" + "".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title in SECTIONS.items()) + "</nav>",
+  ]
+  sections = {
+      "run": _run_section(report),
+      "blessing": _blessing_section(report),
+      "metrics": _metrics_section(report.heads),
+      "slices": _slices_section(report, figures),
+      "curves": _figure_section(figures, ["curves"], "", _missing_plot(report, "ConfusionMatrixPlot")),
+      "calibration": _figure_section(figures, ["calibration"], _CALIBRATION_NOTE,
+                                     _missing_plot(report, "CalibrationPlot")),
+      "scores": _figure_section(figures, ["scores"], _SCORES_NOTE, _missing_plot(report, "CalibrationPlot")),
+      "data": _data_section(report, figures),
+      "ranking": _ranking_section(report, figures),
+  }
+  for key, title in SECTIONS.items():
+    body.append(f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>")
+  page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+          f"<title>Evaluation report: {_e(report.identity.run_id)}</title><style>{_CSS}</style></head>"
+          "<body>" + "\n".join(body) + "</body></html>\n")
+  out.write_text(page, encoding="utf-8")
+  return out
+
+
+def _figures(report: RunReport) -> Dict[str, bytes]:
+  """Figure name -> PNG bytes, only for figures that have data."""
+  figures = {}
+  for head in report.heads:
+    if head.slices or head.metrics:
+      figures[f"slices-{head.head}"] = report_plots.slice_plot(
+          head, report.auc_lower_bounds.get(head.head), report.min_slice_examples)
+  if any(head.confusion is not None for head in report.heads):
+    figures["curves"] = report_plots.curves_plot(report.heads)
+  calibrated = [head for head in report.heads if head.calibration is not None]
+  if calibrated:
+    figures["calibration"] = report_plots.calibration_plot(calibrated)
+    figures["scores"] = report_plots.score_distribution_plot(calibrated)
+  if report.splits:
+    figures["ratings"] = report_plots.rating_histogram_plot(report.splits)
+  if report.ranking:
+    figures["ranking"] = report_plots.ranking_plot(report.ranking)
+  return figures
+
+
+def _run_section(report: RunReport) -> str:
+  identity = report.identity
+  rows = [("Pipeline", identity.pipeline_name), ("Run id", identity.run_id), ("Dataset", identity.dataset),
+          ("Examples", identity.examples_uri), ("Model (Trainer output)", identity.model_uri),
+          ("Pushed version", identity.model_version or "not pushed"),
+          ("Pushed to", identity.pushed_destination or "-")]
+  rows += [(f"{split.split} rows", f"{split.rows:,}") for split in report.splits]
+  return _table(["", ""], rows, header=False)
+
+
+def _blessing_section(report: RunReport) -> str:
+  blessing = report.blessing
+  if blessing is None:
+    return "<p>The Evaluator did not run in this pipeline run, so there is no verdict.</p>"
+  verdict = ("<span class='verdict pass'>BLESSED</span>" if blessing.blessed
+             else "<span class='verdict fail'>NOT BLESSED</span>")
+  baseline = (f"Compared against the last blessed model <code>{_e(blessing.baseline_model_uri)}</code>."
+              if blessing.baseline_model_uri else
+              "No blessed baseline existed, so only the absolute thresholds were applied.")
+  rows = [(check.head, check.metric, check.condition, _num(check.value), _num(check.baseline_value),
+           _pass(check.passed)) for check in blessing.checks]
+  return (f"<p>{verdict}</p><p>{baseline} All conditions are on the overall slice.</p>" +
+          _table(["head", "metric", "condition", "candidate", "baseline", "result"], rows))
+
+
+def _metrics_section(heads: Sequence[HeadResult]) -> str:
+  if not heads:
+    return "<p>No TFMA metrics were recorded for this run.</p>"
+  parts = []
+  for head in heads:
+    names = [name for name in METRIC_ORDER if name in head.metrics]
+    names += sorted(set(head.metrics) - set(METRIC_ORDER))
+    rows = []
+    for name in names:
+      value, baseline = head.metrics[name], head.baseline_metrics.get(name)
+      diff = None if baseline is None else value - baseline
+      number = _count if name.endswith("example_count") else _num
+      rows.append((name, number(value), number(baseline), number(diff, signed=True)))
+    parts.append(f"<h3>{_e(head.head)}</h3><p class='note'>{_e(head.label)}</p>" +
+                 _table(["metric", "candidate", "baseline", "candidate - baseline"], rows))
+  return "".join(parts)
+
+
+def _data_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
+  if not report.splits:
+    return "<p>StatisticsGen did not run in this pipeline run.</p>"
+  rows = [(split.split, f"{split.rows:,}", f"{split.distinct_users:,}", f"{split.distinct_movies:,}")
+          for split in report.splits]
+  parts = ["<p class='note'>From StatisticsGen. The eval split holds each eval user's held-out rated movies "
+           "plus the fixed sampled unrated movies (rating 0).</p>",
+           _table(["split", "rows", "distinct users", "distinct movies"], rows),
+           _image(figures, "ratings"), "<h3>Anomalies (ExampleValidator)</h3>"]
+  if report.anomalies:
+    parts.append(_table(["split", "feature", "severity", "description"],
+                        [(a.split, a.feature, a.severity, a.description) for a in report.anomalies]))
+  else:
+    parts.append("<p class='pass'>No anomalies against the schema.</p>")
+  return "".join(parts)
+
+
+def _ranking_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
+  if not report.ranking:
+    return "<p>Ranking quality was not computed (no trained model in this run).</p>"
+  k = report.ranking[0].k
+  rows = [(score.ranker, _num(score.hit_rate), _num(score.ndcg), f"{score.users:,}") for score in report.ranking]
+  return (f"<p class='note'>NCF protocol: each eval user's held-out liked movie is ranked against the same "
+          f"fixed, seeded sampled movies the user has not rated; HR@{k} is the share of users whose movie is in "
+          f"the top {k}, NDCG@{k} rewards higher positions. Scored through the exported model's signatures; "
+          "the most-popular baseline ranks by train-split rating count.</p>" +
+          _table(["ranker", f"HR@{k}", f"NDCG@{k}", "users"], rows) + _image(figures, "ranking"))
+
+
+def _slices_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
+  if not any(head.slices for head in report.heads):
+    return "<p>No sliced metrics were recorded for this run.</p>"
+  parts = [f"<p class='note'>{_e(_slice_note(report))}</p>"]
+  for head in report.heads:
+    bound = report.auc_lower_bounds.get(head.head)
+    flagged = [(s.label, s.verdict(bound, report.min_slice_examples), _num(s.auc), _count(s.example_count))
+               for s in sorted(head.slices, key=report_data.SliceResult.sort_key)]
+    flagged = [row for row in flagged if row[1] != report_data.OK]
+    parts.append(f"<h3>{_e(head.head)}</h3>" + _image(figures, f"slices-{head.head}"))
+    if flagged:
+      parts.append(_table(["flagged slice", "verdict", "AUC", "weighted examples"], flagged))
+    else:
+      parts.append("<p class='pass'>Every slice is above the bound and large enough to judge.</p>")
+  return "".join(parts)
+
+
+def _figure_section(figures: Mapping[str, bytes], names: Sequence[str], note: str, missing: str) -> str:
+  present = [name for name in names if name in figures]
+  if not present:
+    return f"<p>{_e(missing)}</p>"
+  return (f"<p class='note'>{_e(note)}</p>" if note else "") + "".join(_image(figures, n) for n in present)
+
+
+def _slice_note(report: RunReport) -> str:
+  bounds = ", ".join(f"{head} >= {bound:g}" for head, bound in sorted(report.auc_lower_bounds.items()))
+  return (f"Red bars are below the overall AUC lower bound ({bounds or 'none configured'}); grey bars have fewer "
+          f"than {report.min_slice_examples:g} weighted examples or a single class and are too small to judge. "
+          "The bound is enforced on the overall slice only; per-slice colours are a guide.")
+
+
+def _missing_plot(report: RunReport, plot: str) -> str:
+  if not report.heads:
+    return "No TFMA results were recorded for this run."
+  return f"The Evaluator did not compute {plot} for this run."
+
+
+def _image(figures: Mapping[str, bytes], name: str) -> str:
+  if name not in figures:
+    return ""
+  data = base64.b64encode(figures[name]).decode("ascii")
+  return f"<figure><img alt='{_e(name)}' src='data:image/png;base64,{data}'></figure>"
+
+
+def _table(columns: Sequence[str], rows: Sequence[Tuple], header: bool = True) -> str:
+  head = "<tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr>" if header else ""
+  cells = []
+  for row in rows:
+    cells.append("<tr>" + "".join(_cell(value) for value in row) + "</tr>")
+  return f"<table>{head}{''.join(cells)}</table>"
+
+
+def _cell(value) -> str:
+  if isinstance(value, _Html):
+    return f"<td>{value}</td>"
+  css = " class='num'" if isinstance(value, _Number) else ""
+  return f"<td{css}>{_e(str(value))}</td>"
+
+
+class _Html(str):
+  """Markup built here that a table cell must not escape."""
+
+
+class _Number(str):
+  """A formatted number, right-aligned."""
+
+
+def _num(value: Optional[float], signed: bool = False) -> str:
+  if value is None or math.isnan(value):
+    return _Number("-")
+  return _Number(f"{value:+.4f}" if signed else f"{value:.4f}")
+
+
+def _count(value: Optional[float], signed: bool = False) -> str:
+  if value is None or math.isnan(value):
+    return _Number("-")
+  return _Number(f"{value:+,.0f}" if signed else f"{value:,.0f}")
+
+
+def _pass(passed: bool) -> str:
+  return _Html("<span class='pass'>pass</span>" if passed else "<span class='fail'>FAIL</span>")
+
+
+def _e(text: Optional[str]) -> str:
+  return html.escape(str(text), quote=True)

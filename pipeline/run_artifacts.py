@@ -1,0 +1,367 @@
+"""Reads one pipeline run's artifacts through ML Metadata into a report_data.RunReport.
+
+The run is the MLMD context of type "pipeline_run" (the latest one, or the one named by its run id); its
+executions' output artifacts are found by artifact type and output key, and read with the standard TFX / TFMA /
+TFDV loaders from the URIs MLMD recorded. Nothing here guesses folder names under the pipeline root.
+"""
+import dataclasses
+import datetime
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from components import features
+from pipeline.report_data import (DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, HeadResult,
+                                  RankingScore, RunIdentity, RunReport, SliceResult, SplitStats, ThresholdCheck)
+
+LATEST = "latest"
+RUN_CONTEXT_TYPE = "pipeline_run"
+NODE_CONTEXT_TYPE = "node"
+# (artifact type, output key) of the artifacts the report reads.
+EXAMPLES = ("Examples", "examples")
+STATISTICS = ("ExampleStatistics", "statistics")
+ANOMALIES = ("ExampleAnomalies", "anomalies")
+MODEL = ("Model", "model")
+EVALUATION = ("ModelEvaluation", "evaluation")
+BLESSING = ("ModelBlessing", "blessing")
+PUSHED_MODEL = ("PushedModel", "pushed_model")
+# Readers' descriptions of the heads this project's Evaluator judges; other heads get a generic one.
+HEAD_LABELS = {
+    features.INTERACTION: "P(rated): rated vs. sampled unrated movies; every eval example counts.",
+    features.LIKED: (f"P(rating >= {features.LIKED_THRESHOLD:g}): weighted by `{features.INTERACTION}`, so only "
+                     "rated eval movies count."),
+}
+MAX_ANOMALIES = 20
+
+
+class RunNotFoundError(LookupError):
+  """The ML Metadata store has no pipeline run with the requested id (or none at all)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArtifacts:
+  """One run's context and its executions' output artifacts (TFX Artifact objects)."""
+  pipeline_name: str
+  run_id: str
+  created_ms: int
+  outputs: Dict[Tuple[str, str], list]  # (artifact type, output key) -> artifacts, newest last
+  example_gen_input_base: Optional[str]
+
+  def latest(self, kind: Tuple[str, str]):
+    """The newest artifact of `kind` in the run, or None when no execution of the run produced one."""
+    found = self.outputs.get(kind)
+    return found[-1] if found else None
+
+
+def open_store(metadata_path: Path):
+  """A read-only MetadataStore on the SQLite file `metadata_path` (which must exist)."""
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+
+  if not Path(metadata_path).is_file():
+    raise FileNotFoundError(f"no ML Metadata store at {metadata_path}: run `recsys pipeline run` first, or pass "
+                            "--metadata-path")
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = str(metadata_path)
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return metadata_store.MetadataStore(config)
+
+
+def read_run(store, run: str = LATEST) -> RunArtifacts:
+  """Finds pipeline run `run` ("latest" or a run id) in `store` and collects its output artifacts."""
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  # Imported for its side effect: deserialize_artifact maps MLMD types onto these registered classes.
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+
+  runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
+  if not runs:
+    raise RunNotFoundError("the ML Metadata store holds no pipeline run")
+  if run == LATEST:
+    context = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+  else:
+    matching = [c for c in runs if c.name == run]
+    if not matching:
+      recent = ", ".join(c.name for c in sorted(runs, key=lambda c: -c.create_time_since_epoch)[:5])
+      raise RunNotFoundError(f"no pipeline run {run!r} in the ML Metadata store; most recent runs: {recent}")
+    context = matching[0]
+
+  executions = sorted(store.get_executions_by_context(context.id), key=lambda e: (e.create_time_since_epoch, e.id))
+  events = store.get_events_by_execution_ids([e.id for e in executions])
+  output_types = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+  keyed = [(event.artifact_id, event.path.steps[0].key) for event in events
+           if event.type in output_types and event.path.steps]
+  artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({artifact_id for artifact_id, _ in keyed}))}
+  types = {t.id: t for t in store.get_artifact_types_by_id(sorted({a.type_id for a in artifacts.values()}))}
+  outputs: Dict[Tuple[str, str], list] = {}
+  for artifact_id, key in keyed:
+    artifact = artifacts[artifact_id]
+    artifact_type = types[artifact.type_id]
+    outputs.setdefault((artifact_type.name, key), []).append(
+        artifact_utils.deserialize_artifact(artifact_type, artifact))
+  for found in outputs.values():
+    found.sort(key=lambda a: a.mlmd_artifact.create_time_since_epoch)
+
+  pipeline_name = ""
+  input_base = None
+  for execution in executions:
+    # TFX records a component's exec properties as the execution's MLMD custom properties.
+    if "input_base" in execution.custom_properties:
+      input_base = execution.custom_properties["input_base"].string_value
+  nodes = [c.name for c in store.get_contexts_by_execution(executions[0].id)
+           if c.type == NODE_CONTEXT_TYPE] if executions else []
+  if nodes:
+    pipeline_name = nodes[0].rsplit(".", 1)[0]  # node contexts are named "<pipeline>.<node id>"
+  return RunArtifacts(pipeline_name=pipeline_name, run_id=context.name, created_ms=context.create_time_since_epoch,
+                      outputs=outputs, example_gen_input_base=input_base)
+
+
+def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
+                    min_slice_examples: float = DEFAULT_MIN_SLICE_EXAMPLES) -> RunReport:
+  """Reads everything the report shows about run `run` of the ML Metadata store at `metadata_path`."""
+  found = read_run(open_store(metadata_path), run)
+  evaluation, blessing_artifact = found.latest(EVALUATION), found.latest(BLESSING)
+  heads: Tuple[HeadResult, ...] = ()
+  blessing = None
+  bounds: Dict[str, float] = {}
+  if evaluation is not None:
+    heads, blessing, bounds = _evaluation(evaluation.uri, blessing_artifact)
+  statistics, anomalies = found.latest(STATISTICS), found.latest(ANOMALIES)
+  model, examples = found.latest(MODEL), found.latest(EXAMPLES)
+  ranking: Tuple[RankingScore, ...] = ()
+  if model is not None and examples is not None:
+    ranking = ranking_scores(model.uri, examples, k)
+  return RunReport(
+      identity=_identity(found),
+      blessing=blessing,
+      heads=heads,
+      splits=_split_stats(statistics) if statistics is not None else (),
+      anomalies=_anomalies(anomalies) if anomalies is not None else (),
+      ranking=ranking,
+      auc_lower_bounds=bounds,
+      min_slice_examples=min_slice_examples)
+
+
+def _identity(found: RunArtifacts) -> RunIdentity:
+  model, examples, pushed = found.latest(MODEL), found.latest(EXAMPLES), found.latest(PUSHED_MODEL)
+  version = destination = None
+  if pushed is not None and pushed.get_int_custom_property("pushed"):
+    version = pushed.get_string_custom_property("pushed_version")
+    destination = pushed.get_string_custom_property("pushed_destination")
+  created = datetime.datetime.fromtimestamp(found.created_ms / 1000, datetime.timezone.utc)
+  return RunIdentity(
+      pipeline_name=found.pipeline_name, run_id=found.run_id, dataset=_dataset(found.example_gen_input_base),
+      examples_uri=examples.uri if examples is not None else "-", model_uri=model.uri if model is not None else "-",
+      model_version=version, pushed_destination=destination,
+      created=created.strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
+def _dataset(input_base: Optional[str]) -> str:
+  """The data layer's source (its prepared.json manifest beside the imported splits), else the input base."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  from pipeline import prepare  # pylint: disable=g-import-not-at-top
+
+  if input_base is None:
+    return "unknown (no ExampleGen execution in this run)"
+  manifest = Path(input_base) / prepare.MANIFEST
+  if manifest.is_file():
+    return f"{json.loads(manifest.read_text())['source']} (imported from {input_base})"
+  return input_base
+
+
+def _evaluation(uri: str, blessing_artifact) -> Tuple[Tuple[HeadResult, ...], Optional[Blessing], Dict[str, float]]:
+  """Heads, blessing verdict and AUC lower bounds from the Evaluator's output at `uri`."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disable=g-import-not-at-top
+
+  eval_config = eval_config_writer.load_eval_run(uri)[0]
+  candidate = next((s.name for s in eval_config.model_specs if not s.is_baseline), "")
+  baseline = next((s.name for s in eval_config.model_specs if s.is_baseline), None)
+  weighted_heads = {head for spec in eval_config.model_specs for head in spec.example_weight_keys}
+  head_names = [name for spec in eval_config.metrics_specs for name in spec.output_names]
+
+  overall: Dict[Tuple[str, str], Dict[str, float]] = {}  # (model, head) -> metric -> value
+  slices: Dict[str, List[SliceResult]] = {head: [] for head in head_names}
+  for metrics in tfma.load_metrics(uri):
+    if metrics.HasField("cross_slice_key"):
+      continue
+    values = _metric_values(metrics, weighted_heads)
+    if not metrics.slice_key.single_slice_keys:
+      overall.update(values)
+      continue
+    feature = "×".join(k.column for k in metrics.slice_key.single_slice_keys)
+    value = "×".join(_slice_value(k) for k in metrics.slice_key.single_slice_keys)
+    for head in head_names:
+      head_values = values.get((candidate, head), {})
+      count = head_values.get("weighted_example_count", head_values.get("example_count", 0.0))
+      slices[head].append(SliceResult(feature, value, count, head_values.get("auc", math.nan)))
+
+  confusion, calibration = _plots(uri, candidate)
+  heads = tuple(HeadResult(
+      head=head, label=HEAD_LABELS.get(head, f"output `{head}`"), metrics=overall.get((candidate, head), {}),
+      baseline_metrics=overall.get((baseline, head), {}) if baseline is not None else {},
+      slices=tuple(slices[head]), confusion=confusion.get(head), calibration=calibration.get(head))
+      for head in head_names)
+  checks, bounds = _threshold_checks(eval_config, tfma.load_validation_result(uri), overall, candidate, baseline)
+  blessing = None
+  if blessing_artifact is not None:
+    baseline_uri = blessing_artifact.get_string_custom_property("baseline_model") or None
+    blessing = Blessing(bool(blessing_artifact.get_int_custom_property("blessed")), baseline_uri,
+                        tuple(c for c in checks if baseline_uri is not None or "baseline" not in c.condition))
+  return heads, blessing, bounds
+
+
+def _metric_values(metrics, weighted_heads) -> Dict[Tuple[str, str], Dict[str, float]]:
+  """(model name, head) -> metric name -> value of one MetricsForSlice, without diffs; a weighted head's
+  weighted values win over its unweighted ones."""
+  values: Dict[Tuple[str, str], Dict[str, float]] = {}
+  for entry in metrics.metric_keys_and_values:
+    key = entry.key
+    if key.is_diff or entry.value.WhichOneof("type") != "double_value":
+      continue
+    weighted = key.example_weighted.value
+    if weighted != (key.output_name in weighted_heads):
+      continue
+    values.setdefault((key.model_name, key.output_name), {})[key.name] = entry.value.double_value.value
+  return values
+
+
+def _slice_value(key) -> str:
+  kind = key.WhichOneof("kind")
+  value = getattr(key, kind)
+  return value.decode() if isinstance(value, bytes) else f"{value:g}" if kind == "float_value" else str(value)
+
+
+def _plots(uri: str, candidate: str) -> Tuple[Dict[str, ConfusionCurve], Dict[str, CalibrationHistogram]]:
+  """Overall-slice ConfusionMatrixPlot and CalibrationPlot of the candidate model, by head."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+
+  confusion: Dict[str, ConfusionCurve] = {}
+  calibration: Dict[str, CalibrationHistogram] = {}
+  for plots in tfma.load_plots(uri):
+    if plots.slice_key.single_slice_keys or plots.HasField("cross_slice_key"):
+      continue
+    for entry in plots.plot_keys_and_values:
+      if entry.key.model_name != candidate:
+        continue
+      head = entry.key.output_name
+      if entry.value.HasField("confusion_matrix_at_thresholds"):
+        points = sorted(entry.value.confusion_matrix_at_thresholds.matrices, key=lambda m: m.threshold)
+        column = lambda name, points=points: np.array([getattr(p, name) for p in points], float)
+        confusion[head] = ConfusionCurve(column("threshold"), column("true_positives"), column("false_positives"),
+                                         column("true_negatives"), column("false_negatives"))
+      if entry.value.HasField("calibration_histogram_buckets"):
+        buckets = entry.value.calibration_histogram_buckets.buckets
+        column = lambda name, buckets=buckets: np.array([getattr(b, name).value for b in buckets], float)
+        calibration[head] = CalibrationHistogram(
+            np.array([b.lower_threshold_inclusive for b in buckets], float), column("num_weighted_examples"),
+            column("total_weighted_label"), column("total_weighted_refined_prediction"))
+  return confusion, calibration
+
+
+def _threshold_checks(eval_config, validation, overall, candidate: str, baseline: Optional[str]
+                      ) -> Tuple[List[ThresholdCheck], Dict[str, float]]:
+  """Blessing conditions on the overall slice, as TFMA expands them from the eval config; pass/fail from TFMA's
+  validation result. Returns the checks and each head's AUC lower bound.
+  """
+  from tensorflow_model_analysis.metrics import metric_specs  # pylint: disable=g-import-not-at-top
+  from tensorflow_model_analysis.proto import config_pb2  # pylint: disable=g-import-not-at-top
+
+  failed = {(f.metric_key.name, f.metric_key.output_name, f.metric_key.is_diff)
+            for per_slice in validation.metric_validations_per_slice
+            if not per_slice.slice_key.single_slice_keys for f in per_slice.failures}
+  checks: List[ThresholdCheck] = []
+  bounds: Dict[str, float] = {}
+  thresholds = metric_specs.metric_thresholds_from_metrics_specs(eval_config.metrics_specs, eval_config)
+  for key, slices_and_thresholds in sorted(thresholds.items(), key=lambda item: (item[0].output_name,
+                                                                                 item[0].name, item[0].is_diff)):
+    if key.model_name != candidate:
+      continue
+    value = overall.get((candidate, key.output_name), {}).get(key.name, math.nan)
+    base = overall.get((baseline, key.output_name), {}).get(key.name) if baseline is not None else None
+    for slice_spec, threshold in slices_and_thresholds:
+      if slice_spec is not None and slice_spec != config_pb2.SlicingSpec():
+        continue  # the report judges the overall slice; per-slice bounds would need their own table
+      if isinstance(threshold, config_pb2.GenericChangeThreshold):
+        higher = threshold.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
+        amount = (f"{threshold.absolute.value:g}" if threshold.HasField("absolute")
+                  else f"{threshold.relative.value:g} (relative)")
+        condition = f"change {'>=' if higher else '<='} {amount} vs. baseline"
+      elif threshold.HasField("lower_bound"):
+        condition = f">= {threshold.lower_bound.value:g}"
+        if key.name == "auc":
+          bounds[key.output_name] = threshold.lower_bound.value
+      else:
+        condition = f"<= {threshold.upper_bound.value:g}"
+      checks.append(ThresholdCheck(key.output_name, key.name, condition, value, base,
+                                   (key.name, key.output_name, key.is_diff) not in failed))
+  return checks, bounds
+
+
+def _split_stats(statistics) -> Tuple[SplitStats, ...]:
+  """Rows, distinct users/movies and the rating histogram of every split StatisticsGen described."""
+  from tfx.components.statistics_gen import stats_artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+
+  result = []
+  for split in artifact_utils.decode_split_names(statistics.split_names):
+    dataset = stats_artifact_utils.load_statistics(statistics, split).proto().datasets[0]
+    by_name = {"/".join(f.path.step): f for f in dataset.features}
+    histogram = next((h for h in by_name[features.RATING].num_stats.histograms
+                      if h.type == h.STANDARD), None) if features.RATING in by_name else None
+    buckets = list(histogram.buckets) if histogram is not None else []
+    edges = np.array([b.low_value for b in buckets] + [b.high_value for b in buckets[-1:]], float)
+    result.append(SplitStats(
+        split=split, rows=int(dataset.num_examples),
+        distinct_users=_distinct(by_name.get(features.USER_ID)), distinct_movies=_distinct(by_name.get(
+            features.MOVIE_ID)),
+        rating_edges=edges, rating_counts=np.array([b.sample_count for b in buckets], float)))
+  return tuple(result)
+
+
+def _distinct(feature) -> int:
+  return int(feature.string_stats.unique) if feature is not None else 0
+
+
+def _anomalies(anomalies) -> Tuple[Anomaly, ...]:
+  """ExampleValidator's findings per split, most severe first, at most MAX_ANOMALIES."""
+  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.components.example_validator import executor  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+
+  found = []
+  for split in artifact_utils.decode_split_names(anomalies.split_names):
+    path = os.path.join(artifact_utils.get_split_uri([anomalies], split), executor.DEFAULT_FILE_NAME)
+    proto = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+    for feature, info in proto.anomaly_info.items():
+      reasons = "; ".join(f"{r.short_description}: {r.description}" for r in info.reason) or info.description
+      found.append((info.severity, Anomaly(split, feature, anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
+                                           reasons)))
+    if proto.HasField("dataset_anomaly_info"):
+      info = proto.dataset_anomaly_info
+      found.append((info.severity, Anomaly(split, "(dataset)", anomalies_pb2.AnomalyInfo.Severity.Name(
+          info.severity), info.description)))
+  found.sort(key=lambda pair: (-pair[0], pair[1].split, pair[1].feature))
+  return tuple(anomaly for _, anomaly in found[:MAX_ANOMALIES])
+
+
+def ranking_scores(model_uri: str, examples, k: int) -> Tuple[RankingScore, ...]:
+  """HR@k / NDCG@k of the Trainer's serving model and the most-popular list (pipeline.ranking)."""
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+
+  from pipeline import ranking  # pylint: disable=g-import-not-at-top
+
+  # ranking.evaluate reads <dir>/train and <dir>/eval; ExampleGen's splits live at the URIs MLMD gives.
+  with tempfile.TemporaryDirectory() as layout:
+    for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT):
+      os.symlink(artifact_utils.get_split_uri([examples], split), os.path.join(layout, split))
+    result = ranking.evaluate(Path(path_utils.serving_model_path(model_uri)), Path(layout), k)
+  return tuple(RankingScore(ranker, result["k"], result[key]["hit_rate"], result[key]["ndcg"], result["users"])
+               for ranker, key in (("NCF (exported model)", "model"), ("most popular", "most_popular")))

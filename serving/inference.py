@@ -1,0 +1,237 @@
+"""Predict, Classify, Regress, MultiInference, GetModelMetadata and warmup replay on one Servable.
+
+Shared by the gRPC servicers and the REST API so both answer and fail the same way. Every failure is an
+errors.ServingError whose code and message follow TF Serving.
+"""
+from pathlib import Path
+from typing import Dict, Iterable, Mapping
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.example import example_pb2
+from tensorflow.core.framework import tensor_pb2
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import inference_pb2
+from tensorflow_serving.apis import input_pb2
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.apis import regression_pb2
+
+from serving import errors
+from serving import tensors
+from serving.servable import Servable
+from serving.servable import Signature
+
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+PREDICT_METHOD = "tensorflow/serving/predict"
+EXAMPLES_INPUT = "inputs"  # the one input of classify/regress signatures (serialized tf.Examples)
+SIGNATURE_DEF_FIELD = "signature_def"
+MAX_WARMUP_RECORDS = 1000  # TF Serving refuses warmup files with more records
+
+
+def fill_model_spec(spec: model_pb2.ModelSpec, servable: Servable, signature_name: str) -> None:
+  spec.name = servable.name
+  spec.version.value = servable.version
+  spec.signature_name = signature_name
+
+
+def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+  """Runs the request's signature on its inputs; returns all outputs, or those named in output_filter."""
+  signature = servable.signature(request.model_spec.signature_name)
+  inputs = _check_inputs(servable, signature, request.inputs)
+  wanted = _output_keys(signature, request.output_filter)
+  outputs = servable.run(signature, inputs)
+  response = predict_pb2.PredictResponse()
+  fill_model_spec(response.model_spec, servable, signature.name)
+  for key in wanted:
+    response.outputs[key].CopyFrom(tensors.to_proto(outputs[key]))
+  return response
+
+
+def _check_inputs(servable: Servable, signature: Signature,
+                  protos: Mapping[str, tensor_pb2.TensorProto]) -> Dict[str, np.ndarray]:
+  """Decodes request tensors; wrong/missing/extra names, dtypes and shapes are INVALID_ARGUMENT."""
+  sent, expected = set(protos), set(signature.input_specs)
+  if sent != expected:
+    raise errors.invalid_argument(
+        f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}}) "
+        f"!= len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
+        f"Missing but required: {{{','.join(sorted(expected - sent))}}}. "
+        f"(model {servable.name} version {servable.version} signature {signature.name})")
+  return {key: tensors.check_input(key, tensors.to_ndarray(key, proto), signature.input_specs[key])
+          for key, proto in protos.items()}
+
+
+def _output_keys(signature: Signature, output_filter: Iterable[str]) -> list:
+  available = set(signature.signature_def.outputs)
+  wanted = list(output_filter) or sorted(available)
+  for key in wanted:
+    if key not in available:
+      raise errors.invalid_argument(
+          f"output tensor alias not found in signature: {key} Outputs expected to be in the set "
+          f"{{{','.join(sorted(available))}}}. (signature {signature.name})")
+  if len(set(wanted)) != len(wanted):
+    raise errors.invalid_argument(f"duplicate output tensor alias in output_filter: {wanted}")
+  return wanted
+
+
+def _serialized_examples(request_input: input_pb2.Input) -> np.ndarray:
+  """Input (example_list or example_list_with_context) -> serialized tf.Examples, object array [N]."""
+  kind = request_input.WhichOneof("kind")
+  if kind == "example_list":
+    examples = list(request_input.example_list.examples)
+  elif kind == "example_list_with_context":
+    context = request_input.example_list_with_context.context
+    examples = []
+    for example in request_input.example_list_with_context.examples:
+      merged = example_pb2.Example()
+      merged.CopyFrom(context)
+      merged.MergeFrom(example)  # the example's own features win over the context's
+      examples.append(merged)
+  else:
+    examples = []
+  if not examples:
+    raise errors.invalid_argument("Input is empty.")
+  return np.array([example.SerializeToString() for example in examples], dtype=object)
+
+
+def _run_examples(servable: Servable, signature_name: str, request_input: input_pb2.Input,
+                  method: str) -> tuple:
+  """Checks `signature_name` is a `method` signature and runs it on the request's examples."""
+  signature = servable.signature(signature_name)
+  kind = "classification" if method == CLASSIFY_METHOD else "regression"
+  if signature.signature_def.method_name != method:
+    raise errors.invalid_argument(
+        f"Expected {kind} signature method_name to be {method}. Was: {signature.signature_def.method_name} "
+        f"(signature {signature.name})")
+  if set(signature.input_specs) != {EXAMPLES_INPUT}:
+    raise errors.invalid_argument(
+        f"Expected one input Tensor named {EXAMPLES_INPUT!r} in {kind} signature {signature.name}, got "
+        f"{sorted(signature.input_specs)}")
+  examples = _serialized_examples(request_input)
+  return signature, servable.run(signature, {EXAMPLES_INPUT: examples}), len(examples)
+
+
+def _classification_result(signature: Signature, outputs: Dict[str, np.ndarray],
+                           num_examples: int) -> classification_pb2.ClassificationResult:
+  classes, scores = outputs.get("classes"), outputs.get("scores")
+  if classes is None and scores is None:
+    raise errors.invalid_argument(
+        f"Expected classification signature outputs to contain classes or scores (signature {signature.name})")
+  result = classification_pb2.ClassificationResult()
+  for i in range(num_examples):
+    row_scores = None if scores is None else np.reshape(scores[i], [-1])
+    row_classes = None if classes is None else np.reshape(classes[i], [-1])
+    classifications = result.classifications.add()
+    for j in range(len(row_scores) if row_scores is not None else len(row_classes)):
+      label = classifications.classes.add()
+      if row_classes is not None:
+        value = row_classes[j]
+        label.label = value.decode() if isinstance(value, bytes) else str(value)
+      if row_scores is not None:
+        label.score = float(row_scores[j])
+  return result
+
+
+def _regression_result(signature: Signature, outputs: Dict[str, np.ndarray],
+                       num_examples: int) -> regression_pb2.RegressionResult:
+  values = outputs.get("outputs")
+  if values is None or values.size != num_examples:
+    raise errors.invalid_argument(
+        f"Expected regression signature {signature.name} to have one output 'outputs' with one value per "
+        f"example ({num_examples})")
+  result = regression_pb2.RegressionResult()
+  for value in np.reshape(values, [-1]):
+    result.regressions.add().value = float(value)
+  return result
+
+
+def classify(servable: Servable,
+             request: classification_pb2.ClassificationRequest) -> classification_pb2.ClassificationResponse:
+  signature, outputs, n = _run_examples(servable, request.model_spec.signature_name, request.input,
+                                        CLASSIFY_METHOD)
+  response = classification_pb2.ClassificationResponse()
+  fill_model_spec(response.model_spec, servable, signature.name)
+  response.result.CopyFrom(_classification_result(signature, outputs, n))
+  return response
+
+
+def regress(servable: Servable, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
+  signature, outputs, n = _run_examples(servable, request.model_spec.signature_name, request.input,
+                                        REGRESS_METHOD)
+  response = regression_pb2.RegressionResponse()
+  fill_model_spec(response.model_spec, servable, signature.name)
+  response.result.CopyFrom(_regression_result(signature, outputs, n))
+  return response
+
+
+def multi_inference(servable: Servable,
+                    request: inference_pb2.MultiInferenceRequest) -> inference_pb2.MultiInferenceResponse:
+  """Runs every task (classify or regress signatures of one model version) on the same examples."""
+  if not request.tasks:
+    raise errors.invalid_argument("MultiInferenceRequest has no tasks")
+  signature_names = [task.model_spec.signature_name or "serving_default" for task in request.tasks]
+  if len(set(signature_names)) != len(signature_names):
+    raise errors.invalid_argument(f"Duplicate evaluation of signature: {signature_names}")
+  response = inference_pb2.MultiInferenceResponse()
+  for task in request.tasks:
+    if task.model_spec.name != request.tasks[0].model_spec.name:
+      raise errors.invalid_argument("All ModelSpecs in a MultiInferenceRequest must access the same model "
+                                    f"name ({request.tasks[0].model_spec.name} != {task.model_spec.name})")
+    if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
+      raise errors.unimplemented(f"Unsupported signature method_name: {task.method_name}")
+    signature, outputs, n = _run_examples(servable, task.model_spec.signature_name, request.input,
+                                          task.method_name)
+    result = response.results.add()
+    fill_model_spec(result.model_spec, servable, signature.name)
+    if task.method_name == CLASSIFY_METHOD:
+      result.classification_result.CopyFrom(_classification_result(signature, outputs, n))
+    else:
+      result.regression_result.CopyFrom(_regression_result(signature, outputs, n))
+  return response
+
+
+def metadata(servable: Servable, request: get_model_metadata_pb2.GetModelMetadataRequest
+             ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+  """The SignatureDefMap of the version, packed in an Any under 'signature_def' (the only field TF supports)."""
+  if not request.metadata_field:
+    raise errors.invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+  for field in request.metadata_field:
+    if field != SIGNATURE_DEF_FIELD:
+      raise errors.invalid_argument(f"Metadata field {field} is not supported")
+  response = get_model_metadata_pb2.GetModelMetadataResponse()
+  fill_model_spec(response.model_spec, servable, "")
+  signature_defs = get_model_metadata_pb2.SignatureDefMap()
+  for key, signature_def in servable.signature_def_map().items():
+    signature_defs.signature_def[key].CopyFrom(signature_def)
+  response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_defs)
+  return response
+
+
+def replay_warmup(servable: Servable) -> int:
+  """Replays assets.extra/tf_serving_warmup_requests (PredictionLog TFRecords) through `servable` before it
+  takes traffic; returns the number of records (0 when there is no file). Any failing record fails the load."""
+  path = servable.path / "assets.extra" / "tf_serving_warmup_requests"
+  if not path.exists():
+    return 0
+  count = 0
+  for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+    count += 1
+    if count > MAX_WARMUP_RECORDS:
+      raise errors.invalid_argument(f"{path}: more than {MAX_WARMUP_RECORDS} warmup records")
+    log = prediction_log_pb2.PredictionLog.FromString(record)
+    kind = log.WhichOneof("log_type")
+    if kind == "predict_log":
+      predict(servable, log.predict_log.request)
+    elif kind == "classify_log":
+      classify(servable, log.classify_log.request)
+    elif kind == "regress_log":
+      regress(servable, log.regress_log.request)
+    elif kind == "multi_inference_log":
+      multi_inference(servable, log.multi_inference_log.request)
+    else:
+      raise errors.invalid_argument(f"{path}: record {count} holds unsupported warmup log type {kind}")
+  return count

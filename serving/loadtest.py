@@ -1,0 +1,185 @@
+"""Load tester for the NCF model over gRPC: closed loop (C callers back to back) or open loop (fixed rate).
+
+Reports p50/p90/p99/p99.9 latency, QPS, errors by status code and which model versions answered.
+Open-loop latency is measured from each request's scheduled send time, so a stalled server is not hidden
+(no coordinated omission).
+"""
+import dataclasses
+import random
+import threading
+import time
+from typing import Dict, List, Optional, Sequence
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from serving import client as client_lib
+
+DROPPED = "DROPPED_IN_FLIGHT_LIMIT"  # open loop: a send was due while `concurrency` requests were in flight
+
+
+@dataclasses.dataclass
+class LoadTestResult:
+  target: str
+  mode: str
+  loop: str  # "closed" or "open"
+  concurrency: int
+  rate: Optional[float]
+  duration_s: float
+  requests: int
+  ok: int
+  errors: Dict[str, int]
+  qps: float  # successful responses per second
+  latency_ms: Dict[str, float]  # p50, p90, p99, p99.9, mean, max over successful requests
+  versions: Dict[str, int]  # model version -> successful responses it served
+
+  def table(self) -> str:
+    lines = [
+        f"target {self.target}  mode {self.mode}  {self.loop} loop  concurrency {self.concurrency}"
+        + (f"  rate {self.rate:g}/s" if self.rate else "") + f"  duration {self.duration_s:.1f}s",
+        f"{'requests':>10} {'ok':>10} {'QPS':>10} " + " ".join(f"{k:>8}" for k in self.latency_ms) + "  (ms)",
+        f"{self.requests:>10} {self.ok:>10} {self.qps:>10.1f} "
+        + " ".join(f"{v:>8.2f}" for v in self.latency_ms.values()),
+        "errors: " + (", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"),
+        "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(self.versions.items())),
+    ]
+    return "\n".join(lines)
+
+
+class _Recorder:
+  def __init__(self):
+    self.lock = threading.Lock()
+    self.latencies: List[float] = []
+    self.errors: Dict[str, int] = {}
+    self.versions: Dict[str, int] = {}
+    self.requests = 0
+
+  def ok(self, latency_s: float, version: int) -> None:
+    with self.lock:
+      self.requests += 1
+      self.latencies.append(latency_s)
+      self.versions[str(version)] = self.versions.get(str(version), 0) + 1
+
+  def error(self, code: str) -> None:
+    with self.lock:
+      self.requests += 1
+      self.errors[code] = self.errors.get(code, 0) + 1
+
+
+def make_requests(model_name: str, mode: str, users: Sequence[str], movies: Sequence[str],
+                  movies_per_request: int, count: int, seed: int) -> List[predict_pb2.PredictRequest]:
+  """`count` random requests built up front so that building them does not count as latency."""
+  rng = random.Random(seed)
+  requests = []
+  for _ in range(count):
+    user = rng.choice(users)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    if mode == "predict":
+      request.model_spec.signature_name = client_lib.PREDICT_SIGNATURE
+      request.inputs["user_id"].CopyFrom(tf.make_tensor_proto([user.encode()] * movies_per_request))
+      request.inputs["movie_id"].CopyFrom(
+          tf.make_tensor_proto([rng.choice(movies).encode() for _ in range(movies_per_request)]))
+    else:
+      request.model_spec.signature_name = client_lib.RECOMMEND_SIGNATURE
+      request.inputs["user_id"].CopyFrom(tf.make_tensor_proto([user.encode()]))
+    requests.append(request)
+  return requests
+
+
+def run_loadtest(target: str, mode: str = "predict", concurrency: int = 8, duration_s: float = 10.0,
+                 rate: Optional[float] = None, model_name: str = client_lib.DEFAULT_MODEL,
+                 users: Sequence[str] = tuple(str(i) for i in range(1, 944)),
+                 movies: Sequence[str] = tuple(str(i) for i in range(1, 1683)),
+                 movies_per_request: int = 1, timeout_s: float = 5.0, seed: int = 0) -> LoadTestResult:
+  """Sends `mode` requests ('predict' 1 user x movies_per_request movies, or 'recommend') for `duration_s`.
+
+  Closed loop when `rate` is None (`concurrency` callers, each sends when its previous answer arrived); open
+  loop otherwise (`rate` requests per second, at most `concurrency` in flight).
+  """
+  if mode not in ("predict", "recommend"):
+    raise ValueError(f"mode must be 'predict' or 'recommend', got {mode!r}")
+  requests = make_requests(model_name, mode, users, movies, movies_per_request, 1000, seed)
+  channel = grpc.insecure_channel(target)
+  stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+  try:
+    grpc.channel_ready_future(channel).result(timeout=timeout_s)
+  except grpc.FutureTimeoutError as e:
+    channel.close()
+    raise client_lib.ServerUnreachableError(f"no model server at {target} (not reachable in {timeout_s}s)") from e
+  recorder = _Recorder()
+  started = time.perf_counter()
+  if rate is None:
+    _closed_loop(stub, requests, recorder, concurrency, started + duration_s, timeout_s)
+  else:
+    _open_loop(stub, requests, recorder, concurrency, rate, started + duration_s, timeout_s)
+  elapsed = time.perf_counter() - started
+  channel.close()
+  latencies_ms = np.array(recorder.latencies) * 1e3
+  percentiles = {"p50": 50, "p90": 90, "p99": 99, "p99.9": 99.9}
+  latency = {name: float(np.percentile(latencies_ms, q)) if len(latencies_ms) else float("nan")
+             for name, q in percentiles.items()}
+  latency["mean"] = float(latencies_ms.mean()) if len(latencies_ms) else float("nan")
+  latency["max"] = float(latencies_ms.max()) if len(latencies_ms) else float("nan")
+  return LoadTestResult(target, mode, "closed" if rate is None else "open", concurrency, rate, elapsed,
+                        recorder.requests, len(recorder.latencies), recorder.errors,
+                        len(recorder.latencies) / elapsed, latency, recorder.versions)
+
+
+def _closed_loop(stub, requests, recorder: _Recorder, concurrency: int, deadline: float,
+                 timeout_s: float) -> None:
+  def caller(index: int) -> None:
+    i = index
+    while time.perf_counter() < deadline:
+      request = requests[i % len(requests)]
+      i += concurrency
+      sent = time.perf_counter()
+      try:
+        response = stub.Predict(request, timeout=timeout_s)
+      except grpc.RpcError as e:
+        recorder.error(e.code().name)
+        continue
+      recorder.ok(time.perf_counter() - sent, response.model_spec.version.value)
+
+  threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(concurrency)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+
+
+def _open_loop(stub, requests, recorder: _Recorder, concurrency: int, rate: float, deadline: float,
+               timeout_s: float) -> None:
+  in_flight = threading.Semaphore(concurrency)
+  start = time.perf_counter()
+  i = 0
+  while True:
+    due = start + i / rate
+    if due >= deadline:
+      break
+    delay = due - time.perf_counter()
+    if delay > 0:
+      time.sleep(delay)
+    if not in_flight.acquire(blocking=False):
+      recorder.error(DROPPED)
+      i += 1
+      continue
+    future = stub.Predict.future(requests[i % len(requests)], timeout=timeout_s)
+
+    def done(f, scheduled=due):
+      try:
+        response = f.result()
+      except grpc.RpcError as e:
+        recorder.error(e.code().name)
+      else:
+        recorder.ok(time.perf_counter() - scheduled, response.model_spec.version.value)
+      finally:
+        in_flight.release()
+
+    future.add_done_callback(done)
+    i += 1
+  for _ in range(concurrency):  # every callback has recorded its answer once all slots are free again
+    in_flight.acquire()

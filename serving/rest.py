@@ -1,0 +1,263 @@
+"""TF Serving's REST API (row `instances` and columnar `inputs` formats) and the Prometheus metrics path.
+
+POST /v1/models/NAME[/versions/N|/labels/L]:predict|:classify|:regress
+GET  /v1/models/NAME[/versions/N|/labels/L]            model status
+GET  /v1/models/NAME[/versions/N|/labels/L]/metadata   signature defs
+Errors answer {"error": message} with the HTTP status TF Serving maps the gRPC code to.
+"""
+import base64
+import http.server
+import json
+import logging
+import re
+import threading
+from typing import Any, Dict
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import input_pb2
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import regression_pb2
+
+from serving import errors
+from serving import inference
+from serving import metrics as metrics_lib
+from serving import tensors
+from serving.servable import Servable
+
+log = logging.getLogger(__name__)
+
+_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
+                   r"(?::(?P<method>predict|classify|regress)|/(?P<metadata>metadata))?$")
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def start(server, port: int) -> http.server.ThreadingHTTPServer:
+  """Serves the REST API of `server` (a serving.server.ModelServer) on `port` in a background thread."""
+
+  class Handler(_Handler):
+    model_server = server
+    timeout = server.options.rest_api_timeout_in_ms / 1000
+
+  httpd = http.server.ThreadingHTTPServer(("", port), Handler)
+  httpd.daemon_threads = True
+  threading.Thread(target=httpd.serve_forever, name="rest-api", daemon=True).start()
+  return httpd
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  model_server = None
+  protocol_version = "HTTP/1.1"
+
+  def log_message(self, format, *args):  # noqa: A002  # http.server's signature
+    log.debug("%s " + format, self.address_string(), *args)
+
+  def do_GET(self):  # noqa: N802
+    if self.model_server.monitoring_path and self.path == self.model_server.monitoring_path:
+      self._send(200, self.model_server.metrics.exposition(), metrics_lib.CONTENT_TYPE)
+      return
+    self._dispatch(None)
+
+  def do_POST(self):  # noqa: N802
+    length = int(self.headers.get("Content-Length") or 0)
+    body = self.rfile.read(length)
+    try:
+      request = json.loads(body or b"{}")
+    except ValueError as e:
+      self._send_error(errors.invalid_argument(f"JSON parse error: {e}"))
+      return
+    if not isinstance(request, dict):
+      self._send_error(errors.invalid_argument("the request body must be a JSON object"))
+      return
+    self._dispatch(request)
+
+  def _dispatch(self, body):
+    match = _PATH.match(self.path)
+    if match is None or (body is None) != (match["method"] is None):
+      self._send_error(errors.invalid_argument(f"Malformed request: {self.command} {self.path}"), 404)
+      return
+    spec = model_pb2.ModelSpec(name=match["name"])
+    if match["version"] is not None:
+      spec.version.value = int(match["version"])
+    elif match["label"] is not None:
+      spec.version_label = match["label"]
+    try:
+      if match["method"]:
+        result = self._infer(match["method"], spec, body)
+      elif match["metadata"]:
+        result = self._metadata(spec)
+      else:
+        statuses = self.model_server.manager.status(spec)
+        result = json_format.MessageToDict(
+            get_model_status_pb2.GetModelStatusResponse(model_version_status=statuses),
+            preserving_proto_field_name=True, including_default_value_fields=True)
+    except errors.ServingError as e:
+      self._send_error(e)
+      return
+    self._send(200, json.dumps(result).encode(), "application/json")
+
+  def _infer(self, method: str, spec: model_pb2.ModelSpec, body: Dict[str, Any]) -> Dict[str, Any]:
+    spec.signature_name = body.get("signature_name", "")
+    if method == "predict":
+      return self.model_server.handle("predict", spec, "REST", lambda s: _predict(s, spec, body))
+    if method == "classify":
+      request = classification_pb2.ClassificationRequest(model_spec=spec, input=_examples(body))
+      response = self.model_server.handle("classify", spec, "REST",
+                                          lambda s: inference.classify(s, request))
+      return {"results": [[[c.label, c.score] for c in row.classes]
+                          for row in response.result.classifications]}
+    request = regression_pb2.RegressionRequest(model_spec=spec, input=_examples(body))
+    response = self.model_server.handle("regress", spec, "REST", lambda s: inference.regress(s, request))
+    return {"results": [r.value for r in response.result.regressions]}
+
+  def _metadata(self, spec: model_pb2.ModelSpec) -> Dict[str, Any]:
+    request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec,
+                                                             metadata_field=[inference.SIGNATURE_DEF_FIELD])
+    response = self.model_server.handle("get_model_metadata", spec, "REST",
+                                        lambda s: inference.metadata(s, request))
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata[inference.SIGNATURE_DEF_FIELD].Unpack(signature_defs)
+    return {"model_spec": {"name": response.model_spec.name, "signature_name": "",
+                           "version": str(response.model_spec.version.value)},
+            "metadata": {"signature_def": json_format.MessageToDict(
+                signature_defs, preserving_proto_field_name=True, including_default_value_fields=True)}}
+
+  def _send_error(self, error: errors.ServingError, http_status: int = 0) -> None:
+    self._send(http_status or _HTTP_STATUS.get(error.code, 500),
+               json.dumps({"error": error.message}).encode(), "application/json")
+
+  def _send(self, status: int, body: bytes, content_type: str) -> None:
+    self.send_response(status)
+    self.send_header("Content-Type", content_type)
+    self.send_header("Content-Length", str(len(body)))
+    self.end_headers()
+    self.wfile.write(body)
+
+
+def _predict(servable: Servable, spec: model_pb2.ModelSpec, body: Dict[str, Any]) -> Dict[str, Any]:
+  """Row or columnar JSON -> PredictRequest (typed by the signature) -> JSON in the same format."""
+  if ("instances" in body) == ("inputs" in body):
+    raise errors.invalid_argument("Missing 'inputs' or 'instances' key (exactly one of them is required)")
+  signature = servable.signature(spec.signature_name)
+  row_format = "instances" in body
+  columns = _rows_to_columns(body["instances"], signature.input_specs) if row_format else body["inputs"]
+  if not isinstance(columns, dict) or not set(columns) <= set(signature.input_specs):
+    if len(signature.input_specs) != 1:
+      raise errors.invalid_argument(
+          f"signature {signature.name} has inputs {sorted(signature.input_specs)}; name each input")
+    columns = {next(iter(signature.input_specs)): columns}
+  request = predict_pb2.PredictRequest(model_spec=spec)
+  for key, value in columns.items():
+    spec_dtype = signature.input_specs[key].dtype
+    request.inputs[key].CopyFrom(tensors.to_proto(_json_to_array(key, value, spec_dtype)))
+  outputs = {key: tensors.to_ndarray(key, proto)
+             for key, proto in inference.predict(servable, request).outputs.items()}
+  if not row_format:
+    values = {key: _array_to_json(value) for key, value in outputs.items()}
+    return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
+  sizes = {value.shape[0] if value.ndim else None for value in outputs.values()}
+  if len(sizes) != 1 or None in sizes:
+    raise errors.invalid_argument("row format needs every output to have the same dimension 0; use 'inputs'")
+  rows = range(sizes.pop())
+  if len(outputs) == 1:
+    value = next(iter(outputs.values()))
+    return {"predictions": [_array_to_json(value[i]) for i in rows]}
+  return {"predictions": [{key: _array_to_json(value[i]) for key, value in outputs.items()} for i in rows]}
+
+
+def _rows_to_columns(instances: Any, input_specs: Dict[str, Any]) -> Any:
+  """[{'a': x0, 'b': y0}, ...] -> {'a': [x0, ...], 'b': [y0, ...]}; a list of bare values stays as it is."""
+  if not isinstance(instances, list) or not instances:
+    raise errors.invalid_argument("'instances' must be a non-empty list")
+  named = all(isinstance(row, dict) and "b64" not in row for row in instances)
+  if not named:
+    return instances
+  keys = set(instances[0])
+  if any(set(row) != keys for row in instances):
+    raise errors.invalid_argument("every instance must name the same inputs")
+  return {key: [row[key] for row in instances] for key in keys}
+
+
+def _json_to_array(name: str, value: Any, dtype) -> np.ndarray:
+  if dtype.name == "string":
+    return np.array(_decode_strings(value), dtype=object)
+  try:
+    return np.array(value, dtype=dtype.as_numpy_dtype)
+  except (TypeError, ValueError) as e:
+    raise errors.invalid_argument(f"input {name!r}: cannot read {str(value)[:80]} as {dtype.name}: {e}") from e
+
+
+def _decode_strings(value: Any) -> Any:
+  if isinstance(value, list):
+    return [_decode_strings(v) for v in value]
+  if isinstance(value, dict) and set(value) == {"b64"}:
+    return base64.b64decode(value["b64"])
+  if isinstance(value, str):
+    return value.encode()
+  raise errors.invalid_argument(f"expected a string or {{'b64': ...}}, got {value!r}")
+
+
+def _array_to_json(value: np.ndarray) -> Any:
+  if value.dtype == object:
+    return _encode_strings(value.tolist())
+  return value.tolist()
+
+
+def _encode_strings(value: Any) -> Any:
+  if isinstance(value, list):
+    return [_encode_strings(v) for v in value]
+  try:
+    return value.decode()
+  except UnicodeDecodeError:
+    return {"b64": base64.b64encode(value).decode()}
+
+
+def _examples(body: Dict[str, Any]) -> input_pb2.Input:
+  """{'examples': [{feature: value}], 'context': {...}} -> Input proto of tf.Examples."""
+  if not isinstance(body.get("examples"), list):
+    raise errors.invalid_argument("'examples' must be a list of {feature: value} objects")
+  request_input = input_pb2.Input()
+  if "context" in body:
+    target = request_input.example_list_with_context
+    target.context.CopyFrom(_example(body["context"]))
+  else:
+    target = request_input.example_list
+  for features in body["examples"]:
+    target.examples.add().CopyFrom(_example(features))
+  return request_input
+
+
+def _example(features: Dict[str, Any]) -> example_pb2.Example:
+  if not isinstance(features, dict):
+    raise errors.invalid_argument(f"an example must be a JSON object, got {features!r}")
+  example = example_pb2.Example()
+  for key, value in features.items():
+    values = value if isinstance(value, list) else [value]
+    feature = example.features.feature[key]
+    if all(isinstance(v, bool) or isinstance(v, int) for v in values):
+      feature.int64_list.value.extend(int(v) for v in values)
+    elif all(isinstance(v, (int, float)) for v in values):
+      feature.float_list.value.extend(float(v) for v in values)
+    else:
+      feature.bytes_list.value.extend(_feature_bytes(key, v) for v in values)
+  return example
+
+
+def _feature_bytes(key: str, value: Any) -> bytes:
+  if isinstance(value, dict) and set(value) == {"b64"}:
+    return base64.b64decode(value["b64"])
+  if isinstance(value, str):
+    return value.encode()
+  raise errors.invalid_argument(f"feature {key!r}: unsupported value {value!r}")

@@ -1,0 +1,159 @@
+"""One loaded model version: its SavedModel signatures, run directly or through a batch queue per signature."""
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+
+from serving import batcher
+from serving import errors
+
+SERVE_TAG = "serve"
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+  """A callable signature: its SignatureDef (names, dtypes, shapes, method) and the loaded function."""
+  name: str
+  signature_def: meta_graph_pb2.SignatureDef
+  function: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]
+  input_specs: Dict[str, tf.TensorSpec]
+  batchable: bool  # every input and output has the batch on dimension 0
+
+
+class Servable:
+  """A SavedModel version ready to run. `run` goes through the batcher when batching is enabled.
+
+  Args:
+    name / version / path: the model name, version number and version folder.
+    batching: batching options, or None to run each request on its own.
+    on_batch: metrics hook called with (model name, signature, BatchStats) for every executed batch.
+  """
+
+  def __init__(self, name: str, version: int, path: Path, batching: Optional[batcher.BatchingOptions] = None,
+               on_batch: Optional[Callable[[str, str, batcher.BatchStats], None]] = None):
+    self.name = name
+    self.version = version
+    self.path = Path(path)
+    self._batching = batching
+    self._on_batch = on_batch
+    meta_graph = _read_serve_meta_graph(self.path)
+    # TF2 SavedModels (with an object graph) run through their restored functions; TF1 ones through a
+    # Session on their graph, feeding and fetching the SignatureDef's tensor names as TF Serving does.
+    if meta_graph.HasField("object_graph_def"):
+      loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+      functions = {key: _function_runner(fn) for key, fn in loaded.signatures.items()}
+      self._keep_alive = loaded
+    else:
+      session = _load_session(self.path)
+      functions = {key: _session_runner(session, signature_def)
+                   for key, signature_def in meta_graph.signature_def.items()}
+      self._keep_alive = session
+    self.signatures: Dict[str, Signature] = {}
+    for key, signature_def in meta_graph.signature_def.items():
+      if key in functions:
+        self.signatures[key] = Signature(key, signature_def, functions[key], _input_specs(signature_def),
+                                         _is_batchable(signature_def))
+    self._queues: Dict[str, batcher.BatchQueue] = {}
+    self._queues_lock = threading.Lock()
+
+  def signature_def_map(self) -> Dict[str, meta_graph_pb2.SignatureDef]:
+    return {key: signature.signature_def for key, signature in self.signatures.items()}
+
+  def signature(self, name: str) -> Signature:
+    """Looks up a signature; '' means serving_default. Unknown: FAILED_PRECONDITION as in TF Serving."""
+    key = name or DEFAULT_SIGNATURE
+    if key not in self.signatures:
+      raise errors.failed_precondition(
+          f"Serving signature name: \"{key}\" not found in signature def of model {self.name} version "
+          f"{self.version} (signatures: {', '.join(sorted(self.signatures))})")
+    return self.signatures[key]
+
+  def run(self, signature: Signature, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Runs `signature` on checked inputs {name: array [B, ...]} -> {output: array [B, ...]}."""
+    if self._batching is None or not signature.batchable:
+      return self._call(signature, inputs)
+    return self._queue(signature).submit(inputs)
+
+  def _call(self, signature: Signature, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    try:
+      return signature.function(inputs)
+    except tf.errors.OpError as e:
+      raise errors.from_tf_error(e) from e
+
+  def _queue(self, signature: Signature) -> batcher.BatchQueue:
+    with self._queues_lock:
+      queue = self._queues.get(signature.name)
+      if queue is None:
+        on_batch = None
+        if self._on_batch is not None:
+          on_batch = lambda stats: self._on_batch(self.name, signature.name, stats)  # noqa: E731
+        queue = batcher.BatchQueue(lambda inputs: self._call(signature, inputs), self._batching,
+                                   f"{self.name}/{self.version}/{signature.name}", on_batch)
+        self._queues[signature.name] = queue
+      return queue
+
+  def close(self) -> None:
+    """Drains and stops the batch queues, then frees the model (a TF1 model's Session is closed)."""
+    with self._queues_lock:
+      queues, self._queues = list(self._queues.values()), {}
+    for queue in queues:
+      queue.close()
+    if isinstance(self._keep_alive, tf.compat.v1.Session):
+      self._keep_alive.close()
+
+
+def _read_serve_meta_graph(path: Path) -> meta_graph_pb2.MetaGraphDef:
+  """The MetaGraph tagged 'serve' in `path`/saved_model.pb (its SignatureDefs are what GetModelMetadata returns)."""
+  saved_model = saved_model_pb2.SavedModel()
+  saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+  for meta_graph in saved_model.meta_graphs:
+    if SERVE_TAG in meta_graph.meta_info_def.tags:
+      return meta_graph
+  raise ValueError(f"{path}/saved_model.pb has no MetaGraph tagged {SERVE_TAG!r}")
+
+
+def _function_runner(function) -> Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]:
+  def run(inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    outputs = function(**{key: tf.constant(value) for key, value in inputs.items()})
+    return {key: value.numpy() for key, value in outputs.items()}
+  return run
+
+
+def _load_session(path: Path) -> tf.compat.v1.Session:
+  graph = tf.Graph()
+  session = tf.compat.v1.Session(graph=graph)
+  with graph.as_default():
+    tf.compat.v1.saved_model.loader.load(session, [SERVE_TAG], str(path))
+  return session
+
+
+def _session_runner(session: tf.compat.v1.Session, signature_def: meta_graph_pb2.SignatureDef
+                    ) -> Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]:
+  fetches = {key: info.name for key, info in signature_def.outputs.items()}
+
+  def run(inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    return session.run(fetches, {signature_def.inputs[key].name: value for key, value in inputs.items()})
+  return run
+
+
+def _input_specs(signature_def: meta_graph_pb2.SignatureDef) -> Dict[str, tf.TensorSpec]:
+  """The SignatureDef's inputs as TensorSpecs (no shape or unknown rank -> shape None)."""
+  return {key: tf.TensorSpec(None if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank else
+                             [d.size if d.size >= 0 else None for d in info.tensor_shape.dim],
+                             tf.dtypes.as_dtype(info.dtype), key)
+          for key, info in signature_def.inputs.items()}
+
+
+def _is_batchable(signature_def: meta_graph_pb2.SignatureDef) -> bool:
+  """True when every input and output is unknown-rank or has an unknown (batch) dimension 0."""
+  for tensor in list(signature_def.inputs.values()) + list(signature_def.outputs.values()):
+    shape = tensor.tensor_shape
+    if tensor.HasField("tensor_shape") and not shape.unknown_rank and (not shape.dim or shape.dim[0].size != -1):
+      return False
+  return True

@@ -1,0 +1,272 @@
+"""The embedded model server: TF Serving's PredictionService and ModelService over gRPC, plus REST and metrics.
+
+`ModelServer(options).start()` reads the same config files as tensorflow_model_server, loads the models, and
+serves until `stop()`. Every request failure becomes a gRPC status; a bad request never stops the server.
+"""
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import grpc
+import tensorflow as tf
+from google.protobuf import message as proto_message
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_management_pb2
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving import batcher
+from serving import config_files
+from serving import errors
+from serving import inference
+from serving import metrics as metrics_lib
+from serving.flags import ServerOptions
+from serving.model_manager import ModelManager
+from serving.protos import batching_parameters_pb2
+from serving.servable import Servable
+
+log = logging.getLogger(__name__)
+
+# Python gRPC serves each call on a pool thread; batching needs many callers blocked in the queue at once,
+# so the pool is sized for a few hundred concurrent calls rather than for the CPU count.
+GRPC_WORKER_THREADS = 256
+
+
+class ModelServer:
+  """Owns the model manager, the gRPC and REST servers, the metrics and the config-file poller."""
+
+  def __init__(self, options: ServerOptions):
+    self.options = options
+    self.metrics = metrics_lib.Metrics()
+    self.batching: Optional[batcher.BatchingOptions] = None
+    self.monitoring_path: Optional[str] = None
+    self.manager = ModelManager(self._load, options.allow_version_labels_for_unavailable_models)
+    self._grpc_server: Optional[grpc.Server] = None
+    self._rest_server = None
+    self.grpc_port = 0
+    self.rest_port = 0
+    self._stopped = threading.Event()
+    self._config_thread: Optional[threading.Thread] = None
+    self._config_text = ""
+
+  # Startup and shutdown.
+
+  def start(self) -> None:
+    """Reads the config files, loads the models, and starts serving.
+
+    Raises:
+      config_files.ConfigFileError / batcher.BatchingConfigError: a config file is invalid.
+      ServingError: the model config assigns a label to a version that is not available.
+    """
+    _set_tf_threads(self.options)
+    if self.options.enable_batching:
+      params = (config_files.read_batching_parameters(Path(self.options.batching_parameters_file))
+                if self.options.batching_parameters_file else None)
+      self.batching = batcher.BatchingOptions.from_proto(
+          params or batching_parameters_pb2.BatchingParameters(), os.cpu_count() or 1)
+    if self.options.monitoring_config_file:
+      monitoring = config_files.read_monitoring_config(Path(self.options.monitoring_config_file))
+      if monitoring.prometheus_config.enable:
+        self.monitoring_path = monitoring.prometheus_config.path or metrics_lib.DEFAULT_PATH
+    self.manager.apply_config(self._initial_model_config())
+    self._start_grpc()
+    if self.options.rest_api_port:
+      from serving import rest  # pylint: disable=import-outside-toplevel  # only when REST is on
+      self._rest_server = rest.start(self, self.options.rest_api_port)
+      self.rest_port = self._rest_server.server_address[1]
+    self.manager.start_polling(self.options.file_system_poll_wait_seconds)
+    if self.options.model_config_file and self.options.model_config_file_poll_wait_seconds > 0:
+      self._config_thread = threading.Thread(target=self._poll_config_file, name="model-config-poll",
+                                             daemon=True)
+      self._config_thread.start()
+    log.info("Running gRPC ModelServer at 0.0.0.0:%d%s", self.grpc_port,
+             f", REST API at localhost:{self.rest_port}" if self.rest_port else "")
+
+  def _initial_model_config(self) -> model_server_config_pb2.ModelServerConfig:
+    if self.options.model_config_file:
+      path = Path(self.options.model_config_file)
+      self._config_text = path.read_text()
+      return config_files.read_model_server_config(path)
+    if not self.options.model_base_path:
+      raise config_files.ConfigFileError("either --model_config_file or --model_base_path must be given")
+    config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add()
+    model.name, model.base_path, model.model_platform = (
+        self.options.model_name, self.options.model_base_path, "tensorflow")
+    config_files.validate_model_server_config(config, source="--model_base_path")
+    return config
+
+  def _start_grpc(self) -> None:
+    server = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(max_workers=GRPC_WORKER_THREADS, thread_name_prefix="grpc"),
+        options=parse_channel_arguments(self.options.grpc_channel_arguments))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(self), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self), server)
+    self.grpc_port = server.add_insecure_port(f"[::]:{self.options.port}")
+    if not self.grpc_port:
+      raise OSError(f"cannot bind the gRPC port {self.options.port}")
+    server.start()
+    self._grpc_server = server
+
+  def wait(self) -> None:
+    """Blocks until stop() is called."""
+    self._stopped.wait()
+
+  def stop(self, grace_s: float = 5.0) -> None:
+    """Stops taking requests, lets in-flight ones finish (up to `grace_s`), and unloads every model."""
+    if self._stopped.is_set():
+      return
+    self._stopped.set()
+    if self._rest_server is not None:
+      self._rest_server.shutdown()
+      self._rest_server.server_close()
+    if self._grpc_server is not None:
+      self._grpc_server.stop(grace_s).wait()
+    if self._config_thread is not None:
+      self._config_thread.join()
+    self.manager.stop()
+
+  # Models.
+
+  def _load(self, name: str, version: int, path: Path) -> Servable:
+    """Loads a version and replays its warmup requests before it is marked AVAILABLE."""
+    servable = Servable(name, version, path, self.batching, self.metrics.record_batch)
+    try:
+      if self.options.enable_model_warmup:
+        count = inference.replay_warmup(servable)
+        if count:
+          log.info("Finished reading %d warmup records for {name: %s version: %d}", count, name, version)
+    except BaseException:
+      servable.close()
+      raise
+    return servable
+
+  def reload_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
+    """HandleReloadConfigRequest: validates and applies a new ModelServerConfig (blocks until loaded)."""
+    try:
+      config_files.validate_model_server_config(config, source="ReloadConfigRequest")
+    except config_files.ConfigFileError as e:
+      raise errors.invalid_argument(str(e)) from e
+    self.manager.apply_config(config)
+
+  def _poll_config_file(self) -> None:
+    path = Path(self.options.model_config_file)
+    while not self._stopped.wait(self.options.model_config_file_poll_wait_seconds):
+      try:
+        text = path.read_text()
+        if text == self._config_text:
+          continue
+        config = config_files.read_model_server_config(path)
+        self._config_text = text
+        log.info("Model config file %s changed; applying it", path)
+        self.manager.apply_config(config)
+      except (OSError, config_files.ConfigFileError, errors.ServingError) as e:
+        log.error("Keeping the current models: %s", e)
+
+  # Requests.
+
+  def handle(self, api: str, spec: model_pb2.ModelSpec, entrypoint: str,
+             fn: Callable[[Servable], proto_message.Message]) -> proto_message.Message:
+    """Runs `fn` on the servable `spec` names, recording metrics; raises ServingError on failure."""
+    started = time.perf_counter()
+    code = grpc.StatusCode.OK
+    try:
+      with self.manager.servable(spec) as servable:
+        return fn(servable)
+    except errors.ServingError as e:
+      code = e.code
+      raise
+    except Exception as e:  # pylint: disable=broad-except  # a bug must fail the request, not the server
+      log.exception("%s on model %s failed", api, spec.name)
+      code = grpc.StatusCode.INTERNAL
+      raise errors.ServingError(code, f"{type(e).__name__}: {e}") from e
+    finally:
+      self.metrics.record_request(spec.name, api, entrypoint, code.name, time.perf_counter() - started)
+
+
+def _grpc_call(server: ModelServer, api: str, spec: model_pb2.ModelSpec, context: grpc.ServicerContext,
+               fn: Callable[[Servable], proto_message.Message]) -> proto_message.Message:
+  try:
+    return server.handle(api, spec, "GRPC", fn)
+  except errors.ServingError as e:
+    context.abort(e.code, e.message)
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+  """tensorflow.serving.PredictionService."""
+
+  def __init__(self, server: ModelServer):
+    self._server = server
+
+  def Predict(self, request, context):  # noqa: N802 (gRPC method names)
+    return _grpc_call(self._server, "predict", request.model_spec, context,
+                      lambda servable: inference.predict(servable, request))
+
+  def Classify(self, request, context):  # noqa: N802
+    return _grpc_call(self._server, "classify", request.model_spec, context,
+                      lambda servable: inference.classify(servable, request))
+
+  def Regress(self, request, context):  # noqa: N802
+    return _grpc_call(self._server, "regress", request.model_spec, context,
+                      lambda servable: inference.regress(servable, request))
+
+  def MultiInference(self, request, context):  # noqa: N802
+    spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+    return _grpc_call(self._server, "multi_inference", spec, context,
+                      lambda servable: inference.multi_inference(servable, request))
+
+  def GetModelMetadata(self, request, context):  # noqa: N802
+    return _grpc_call(self._server, "get_model_metadata", request.model_spec, context,
+                      lambda servable: inference.metadata(servable, request))
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+  """tensorflow.serving.ModelService."""
+
+  def __init__(self, server: ModelServer):
+    self._server = server
+
+  def GetModelStatus(self, request, context):  # noqa: N802
+    try:
+      statuses = self._server.manager.status(request.model_spec)
+    except errors.ServingError as e:
+      context.abort(e.code, e.message)
+    return get_model_status_pb2.GetModelStatusResponse(model_version_status=statuses)
+
+  def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+    response = model_management_pb2.ReloadConfigResponse()
+    try:
+      self._server.reload_config(request.config)
+    except errors.ServingError as e:
+      response.status.error_code = e.code.value[0]
+      response.status.error_message = e.message
+      context.abort(e.code, e.message)
+    return response
+
+
+def parse_channel_arguments(text: str) -> Tuple[Tuple[str, object], ...]:
+  """'grpc.max_receive_message_length=1000,grpc.x=y' -> gRPC options (integers where they parse)."""
+  options = []
+  for item in filter(None, (part.strip() for part in text.split(","))):
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise config_files.ConfigFileError(f"--grpc_channel_arguments: expected key=value, got {item!r}")
+    options.append((key.strip(), int(value) if value.strip().lstrip("-").isdigit() else value.strip()))
+  return tuple(options)
+
+
+def _set_tf_threads(options: ServerOptions) -> None:
+  """Applies the TensorFlow thread flags; they only take effect before TensorFlow has run anything."""
+  try:
+    if options.tensorflow_intra_op_parallelism:
+      tf.config.threading.set_intra_op_parallelism_threads(options.tensorflow_intra_op_parallelism)
+    if options.tensorflow_inter_op_parallelism:
+      tf.config.threading.set_inter_op_parallelism_threads(options.tensorflow_inter_op_parallelism)
+  except RuntimeError as e:  # TensorFlow already initialized in this process (tests, the demo)
+    log.warning("TensorFlow thread flags not applied: %s", e)

@@ -1,0 +1,178 @@
+"""NeuMF build, the Trainer's input pipeline and the exported signatures, on made-up data (about 30 s)."""
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "0"
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
+
+from components import features  # noqa: E402
+from components import model as ncf_model  # noqa: E402
+from components import model_export  # noqa: E402
+from components import testdata  # noqa: E402
+from components import trainer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """Tiny data -> Transform -> trained NeuMF -> SavedModel; returns the pieces the tests look at."""
+  work = tmp_path_factory.mktemp("ncf")
+  testdata.write_examples(testdata.make_examples(), work / "raw")
+  transform_dir, train_files = testdata.run_transform(work / "raw", work / "transform")
+  tf_transform_output = tft.TFTransformOutput(str(transform_dir))
+  model, catalog = trainer.train_model([train_files], tf_transform_output, testdata.tfrecord_dataset_factory,
+                                       testdata.TINY_MODEL, testdata.TINY_TRAIN)
+  export_dir = work / "export"
+  model_export.export_serving_model(model, tf_transform_output, export_dir, testdata.TINY_TRAIN, "ncf")
+  return {"model": model, "catalog": catalog, "output": tf_transform_output, "train_files": [train_files],
+          "export_dir": export_dir, "loaded": tf.saved_model.load(str(export_dir))}
+
+
+def test_model_is_sized_from_transform_vocabularies(trained):
+  output, model = trained["output"], trained["model"]
+  users = output.num_buckets_for_transformed_feature(features.USER_ID)
+  movies = output.num_buckets_for_transformed_feature(features.MOVIE_ID)
+  assert users == output.vocabulary_size_by_name(features.USER_ID) + 1  # one OOV bucket
+  assert model.get_layer("user_gmf_embedding").input_dim == users
+  assert model.get_layer("movie_mlp_embedding").input_dim == movies
+  heads = model({features.USER_ID: tf.constant([0, 1, users - 1], tf.int64),
+                 features.MOVIE_ID: tf.constant([0, 1, movies - 1], tf.int64)})
+  assert set(heads) == set(ncf_model.HEADS)
+  for head in ncf_model.HEADS:
+    assert heads[head].shape == (3,)
+    assert np.all((heads[head].numpy() > 0) & (heads[head].numpy() < 1))
+
+
+def test_genre_table_is_multi_hot(trained):
+  genre_rows = trained["catalog"].movie_genres[:trained["catalog"].known_movies]
+  # Every made-up movie has one or two genres; both must be present, weighted equally.
+  counts = (genre_rows > 0).sum(axis=1)
+  assert set(counts) <= {1, 2} and 2 in counts
+  np.testing.assert_allclose(genre_rows.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_training_batches_resample_negatives_every_epoch(trained):
+  config = testdata.TINY_TRAIN
+  catalog = trained["catalog"]
+  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
+                                          testdata.tfrecord_dataset_factory, catalog,
+                                          config.__class__(**{**config.__dict__, "id_dropout": 0.0}), seed=1)
+
+  def epoch():
+    batches = list(dataset)
+    inputs = {k: np.concatenate([b[0][k].numpy() for b in batches]) for k in batches[0][0]}
+    labels = {k: np.concatenate([b[1][k].numpy() for b in batches]) for k in batches[0][1]}
+    weights = {k: np.concatenate([b[2][k].numpy() for b in batches]) for k in batches[0][2]}
+    return inputs, labels, weights
+
+  first, second = epoch(), epoch()
+  inputs, labels, weights = first
+  positives = labels[ncf_model.INTERACTION_HEAD] == 1
+  assert (~positives).sum() == config.negatives_per_positive * positives.sum()
+  assert np.all(inputs[features.MOVIE_ID][~positives] < catalog.known_movies)  # never an OOV bucket
+  np.testing.assert_array_equal(weights[ncf_model.LIKED_HEAD], positives.astype(np.float32))
+  assert np.all(labels[ncf_model.LIKED_HEAD][~positives] == 0)
+  # Same positives, new negatives.
+  assert sorted(first[0][features.MOVIE_ID][positives]) == sorted(
+      second[0][features.MOVIE_ID][second[1][ncf_model.INTERACTION_HEAD] == 1])
+  assert not np.array_equal(np.sort(first[0][features.MOVIE_ID][~positives]),
+                            np.sort(second[0][features.MOVIE_ID][second[1][ncf_model.INTERACTION_HEAD] == 0]))
+
+
+def test_id_dropout_maps_ids_to_oov_buckets(trained):
+  catalog = trained["catalog"]
+  config = testdata.TINY_TRAIN.__class__(**{**testdata.TINY_TRAIN.__dict__, "id_dropout": 1.0})
+  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
+                                          testdata.tfrecord_dataset_factory, catalog, config, seed=1)
+  inputs = next(iter(dataset))[0]
+  assert np.all(inputs[features.USER_ID].numpy() >= catalog.known_users)
+  assert np.all(inputs[features.MOVIE_ID].numpy() >= catalog.known_movies)
+
+
+def test_signatures_shapes_and_agreement(trained):
+  loaded = trained["loaded"]
+  assert {"serving_default", "predict", "recommend"} <= set(loaded.signatures)
+  users, movies = ["1", "2", "3"], ["4", "5", "6"]
+  predicted = loaded.signatures["predict"](user_id=tf.constant(users), movie_id=tf.constant(movies))
+  examples = [testdata.make_example(u, m, ["Drama"], 0.0, 0, True, "<20").SerializeToString()
+              for u, m in zip(users, movies)]
+  served = loaded.signatures["serving_default"](examples=tf.constant(examples))
+  for name in ("score", ncf_model.INTERACTION_HEAD, ncf_model.LIKED_HEAD):
+    assert predicted[name].shape == (3,) and predicted[name].dtype == tf.float32
+    np.testing.assert_allclose(served[name].numpy(), predicted[name].numpy(), rtol=1e-5)
+  np.testing.assert_allclose(predicted["score"].numpy(),
+                             predicted[ncf_model.INTERACTION_HEAD].numpy()
+                             * predicted[ncf_model.LIKED_HEAD].numpy() ** testdata.TINY_TRAIN.liked_blend,
+                             rtol=1e-5)
+
+
+def test_recommend_returns_k_distinct_known_movies_sorted(trained):
+  loaded, output = trained["loaded"], trained["output"]
+  k = testdata.TINY_TRAIN.recommend_k
+  result = loaded.signatures["recommend"](user_id=tf.constant(["1", "2"]))
+  movie_ids, scores = result["movie_ids"].numpy(), result["scores"].numpy()
+  assert movie_ids.shape == (2, k) and scores.shape == (2, k)
+  known = set(output.vocabulary_by_name(features.MOVIE_ID))
+  for row, row_scores in zip(movie_ids, scores):
+    assert len(set(row)) == k and set(row) <= known
+    assert np.all(np.diff(row_scores) <= 0)
+  # The scores are the `predict` scores of those pairs: one scoring path.
+  predicted = loaded.signatures["predict"](user_id=tf.constant(["1"] * k), movie_id=tf.constant(movie_ids[0]))
+  np.testing.assert_allclose(predicted["score"].numpy(), scores[0], rtol=1e-5)
+  # A user's list beats every movie it leaves out.
+  everything = sorted(known)
+  all_scores = loaded.signatures["predict"](user_id=tf.constant(["1"] * len(everything)),
+                                            movie_id=tf.constant(everything))["score"].numpy()
+  assert scores[0][-1] >= np.max(all_scores[[m not in set(movie_ids[0]) for m in everything]]) - 1e-6
+
+
+def test_unseen_user_gets_popular_movies(trained):
+  catalog, output, loaded = trained["catalog"], trained["output"], trained["loaded"]
+  k = testdata.TINY_TRAIN.recommend_k
+  vocab = output.vocabulary_by_name(features.MOVIE_ID)
+  counts = catalog.movie_counts[:catalog.known_movies]
+  most_popular = {vocab[i] for i in np.argsort(-counts, kind="stable")[:k]}
+  recommended = set(loaded.signatures["recommend"](user_id=tf.constant(["never-seen"]))["movie_ids"].numpy()[0])
+  # A random list would share about k * k / catalog (2.5 here) movies with the most popular ones.
+  assert len(recommended & most_popular) >= 0.7 * k, (recommended, most_popular)
+
+
+def test_warmup_requests_replay_through_the_signatures(trained):
+  path = trained["export_dir"] / model_export.WARMUP_FILE
+  signatures = []
+  for record in tf.data.TFRecordDataset(str(path)):
+    log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+    request = log.predict_log.request
+    assert request.model_spec.name == "ncf"
+    inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+    outputs = trained["loaded"].signatures[request.model_spec.signature_name](
+        **{name: tf.constant(value) for name, value in inputs.items()})
+    assert all(tensor.shape[0] == len(inputs[features.USER_ID]) for tensor in outputs.values())
+    signatures.append(request.model_spec.signature_name)
+  assert sorted(signatures) == ["predict", "recommend"]
+
+
+def test_export_loads_in_a_fresh_process(trained):
+  script = ("import sys, tensorflow as tf\n"
+            "m = tf.saved_model.load(sys.argv[1])\n"
+            "r = m.signatures['recommend'](user_id=tf.constant(['1']))\n"
+            "print(','.join(v.decode() for v in r['movie_ids'].numpy()[0]))\n")
+  result = subprocess.run([sys.executable, "-c", script, str(trained["export_dir"])], capture_output=True,
+                          text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  expected = trained["loaded"].signatures["recommend"](user_id=tf.constant(["1"]))["movie_ids"].numpy()[0]
+  assert result.stdout.strip().splitlines()[-1] == ",".join(v.decode() for v in expected)
+
+
+def test_export_tiny_ncf_model_writes_a_servable(tmp_path: Path):
+  model_export.export_tiny_ncf_model(tmp_path / "1")
+  assert (tmp_path / "1" / "saved_model.pb").exists()
+  assert (tmp_path / "1" / model_export.WARMUP_FILE).exists()
+  loaded = tf.saved_model.load(str(tmp_path / "1"))
+  assert loaded.signatures["recommend"](user_id=tf.constant(["1"]))["movie_ids"].shape == (1, 10)

@@ -1,0 +1,134 @@
+"""The real pipeline with LocalDagRunner on a small synthetic set (about 3 minutes on 2 cores).
+
+Runs, in order: a good model (blessed, pushed), the same run again (fully cached), a candidate trained on
+shuffled labels (not blessed, not pushed), and a run on corrupted examples (stops at validation).
+"""
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "0"
+
+import dataclasses  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from components import features  # noqa: E402
+from components import testdata  # noqa: E402
+from components.anomalies_gate import ExampleAnomaliesError  # noqa: E402
+from pipeline import local_runner  # noqa: E402
+from pipeline import summary  # noqa: E402
+from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig  # noqa: E402
+from pipeline.pipeline import metadata_path  # noqa: E402
+from pipeline.prepare import prepare_examples  # noqa: E402
+
+COMPONENTS = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
+              "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+EXPECTED_ARTIFACTS = {"Examples", "ExampleStatistics", "Schema", "ExampleAnomalies", "TransformGraph", "Model",
+                      "ModelEvaluation", "ModelBlessing", "PushedModel"}
+
+
+def _config(work: Path) -> PipelineConfig:
+  data = DataConfig(dataset="synthetic", cache_dir=work / "cache", synthetic_users=200, synthetic_movies=100,
+                    synthetic_ratings=6000, eval_negatives=30)
+  return PipelineConfig(
+      pipeline_name="e2e-test", pipeline_root=work / "root", examples_dir=work / "examples",
+      serving_dir=work / "serving", schema_dir=CURATED_SCHEMA_DIR, data=data, model=testdata.TINY_MODEL,
+      train=testdata.TINY_TRAIN, eval=EvalConfig(min_liked_auc=0.6, min_interaction_auc=0.6,
+                                                 max_auc_regression=0.01))
+
+
+def _artifact_types(config: PipelineConfig) -> set:
+  from ml_metadata.metadata_store import metadata_store
+  from tfx import v1 as tfx
+
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(config)))
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  return {types[a.type_id] for a in store.get_artifacts()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """Runs the good, repeated and worse pipelines in order; returns their configs and summaries."""
+  work = tmp_path_factory.mktemp("e2e")
+  config = _config(work)
+  prepare_examples(config.data, config.examples_dir)
+  results = {"config": config}
+  local_runner.run(config)
+  results["first"] = summary.summarize(config)
+  results["first_versions"] = sorted(p.name for p in (config.serving_dir / config.model_name).iterdir())
+  local_runner.run(config)
+  results["second"] = summary.summarize(config)
+  worse = dataclasses.replace(config, train=dataclasses.replace(config.train, shuffle_labels=True))
+  local_runner.run(worse)
+  results["worse"] = summary.summarize(worse)
+  results["artifact_types"] = _artifact_types(config)
+  return results
+
+
+def test_first_run_executes_every_component_and_records_artifacts(runs):
+  first = runs["first"]
+  assert set(first.components) == COMPONENTS
+  assert all(run.state == "COMPLETE" for run in first.components.values()), first.components
+  assert EXPECTED_ARTIFACTS <= runs["artifact_types"]
+  assert first.rows[features.TRAIN_SPLIT] > 0 and first.rows[features.EVAL_SPLIT] > 0
+
+
+def test_first_run_is_blessed_by_absolute_thresholds_and_pushed(runs):
+  first, config = runs["first"], runs["config"]
+  assert first.blessed is True
+  for head, auc in first.auc.items():
+    assert auc.baseline is None  # nothing blessed before: judged by the lower bound alone
+    assert auc.value >= auc.threshold, head
+  assert first.pushed_path is not None
+  pushed = Path(first.pushed_path)
+  assert pushed.parent == config.serving_dir / config.model_name and pushed.name.isdigit()
+  assert (pushed / "saved_model.pb").exists()
+  assert (pushed / "assets.extra" / "tf_serving_warmup_requests").exists()
+  assert runs["first_versions"] == [pushed.name]
+
+
+def test_identical_second_run_is_fully_cached(runs):
+  second = runs["second"]
+  assert set(second.components) >= COMPONENTS - {"latest_blessed_model_resolver"}
+  cached = {name for name, run in second.components.items() if run.state == "CACHED"}
+  assert cached == set(second.components) - {"latest_blessed_model_resolver"}, second.components
+
+
+def test_worse_candidate_is_not_blessed_and_not_pushed(runs):
+  worse, first, config = runs["worse"], runs["first"], runs["config"]
+  assert worse.components["Trainer"].state == "COMPLETE"  # retrained; upstream came from the cache
+  assert worse.components["Transform"].state == "CACHED"
+  assert worse.auc[features.INTERACTION].baseline == pytest.approx(first.auc[features.INTERACTION].value)
+  assert worse.auc[features.LIKED].value < first.auc[features.LIKED].value - config.eval.max_auc_regression
+  assert worse.blessed is False
+  assert worse.pushed_path is None
+  assert sorted(p.name for p in (config.serving_dir / config.model_name).iterdir()) == runs["first_versions"]
+
+
+def test_corrupted_examples_stop_the_run_at_validation(tmp_path):
+  config = _config(tmp_path)
+  prepare_examples(config.data, config.examples_dir)
+  # A second eval file with impossible values: a 7-star rating, liked = 3 and no movie id.
+  bad = [testdata.make_example("1", "1", ["Drama"], 4.0, 5, False, "<20") for _ in range(50)]
+  for example in bad:
+    feature = example.features.feature
+    feature[features.RATING].float_list.value[0] = 7.0
+    feature[features.LIKED].int64_list.value[0] = 3
+    del feature[features.MOVIE_ID]
+  shutil.copy(config.examples_dir / "movies.csv", tmp_path / "movies.csv")
+  testdata.write_examples({"eval-corrupt": bad}, tmp_path / "bad")
+  shutil.copy(tmp_path / "bad" / "eval-corrupt" / "data.tfrecord.gz", config.examples_dir / "eval" / "corrupt.gz")
+
+  with pytest.raises(ExampleAnomaliesError) as error:
+    local_runner.run(config)
+  message = str(error.value)
+  for name in (features.RATING, features.LIKED, features.MOVIE_ID):
+    assert name in message
+  assert "split 'eval'" in message and "split 'train'" not in message
+  report = Path(message.split("split 'eval' (")[1].split(")")[0])
+  assert report.is_file() and report.parent.name == "Split-eval"
+  ran = summary.summarize(config).components
+  assert "Transform" not in ran and "Trainer" not in ran
+  assert not (config.serving_dir / config.model_name).exists()

@@ -1,0 +1,401 @@
+"""The evaluation report: figures, HTML, headless Chromium, and a report of a real small pipeline run."""
+import base64
+import dataclasses
+import html.parser
+import io
+import math
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import report, report_data
+from pipeline.report_data import (Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, HeadResult,
+                                  RankingScore, RunIdentity, RunReport, SliceResult, SplitStats,
+                                  ThresholdCheck)
+
+
+def _confusion(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> ConfusionCurve:
+  """Counts of `score > threshold` against `labels`, like TFMA's ConfusionMatrixPlot."""
+  predicted = scores[None, :] > thresholds[:, None]
+  positive = labels[None, :] == 1
+  return ConfusionCurve(thresholds, (predicted & positive).sum(1).astype(float),
+                        (predicted & ~positive).sum(1).astype(float), (~predicted & ~positive).sum(1).astype(float),
+                        (~predicted & positive).sum(1).astype(float))
+
+
+def _calibration(labels: np.ndarray, scores: np.ndarray, buckets: int) -> CalibrationHistogram:
+  edges = np.linspace(0, 1, buckets + 1)
+  index = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, buckets - 1)
+  return CalibrationHistogram(edges[:-1], np.bincount(index, minlength=buckets).astype(float),
+                              np.bincount(index, labels, minlength=buckets),
+                              np.bincount(index, scores, minlength=buckets))
+
+
+def _head(name: str, rng: np.random.Generator, with_plots: bool = True) -> HeadResult:
+  labels = rng.integers(0, 2, 2000)
+  scores = np.clip(0.5 + 0.25 * (labels - 0.5) + rng.normal(0, 0.2, labels.size), 0, 0.999)
+  slices = [SliceResult("genres", "Comedy", 800.0, 0.81), SliceResult("genres", "Horror", 90.0, 0.55),
+            SliceResult("genres", "Film-Noir", 12.0, 0.9), SliceResult("user_activity", "<20", 300.0, math.nan),
+            SliceResult("is_sampled", "1", 1000.0, 0.77)]
+  return HeadResult(
+      head=name, label=f"P({name}) on made-up examples",
+      metrics={"auc": 0.79, "binary_accuracy": 0.71, "precision": 0.7, "recall": 0.66, "calibration": 1.02,
+               "example_count": 2000.0},
+      baseline_metrics={"auc": 0.78, "binary_accuracy": 0.7, "example_count": 2000.0},
+      slices=tuple(slices),
+      confusion=_confusion(labels, scores, np.linspace(0, 1, 101)) if with_plots else None,
+      calibration=_calibration(labels, scores, 1000) if with_plots else None)
+
+
+def made_up_report(with_plots: bool = True) -> RunReport:
+  rng = np.random.default_rng(0)
+  heads = (_head("interaction", rng, with_plots), _head("liked", rng, with_plots))
+  edges = np.linspace(0, 5, 11)
+  return RunReport(
+      identity=RunIdentity("movielens-ncf", "2026-11-27T20:00:00.000000", "/data/ml-100k", "/root/ExampleGen/1",
+                           "/root/Trainer/model/5", "1764273600", "/serving/ncf/1764273600",
+                           "2026-11-27 20:00:00 UTC"),
+      blessing=Blessing(True, "/root/Trainer/model/2", (
+          ThresholdCheck("interaction", "auc", ">= 0.7", 0.79, 0.78, True),
+          ThresholdCheck("liked", "auc", "change >= -0.01 vs. baseline", 0.79, 0.78, True))),
+      heads=heads,
+      splits=(SplitStats("train", 9000, 60, 200, edges, rng.integers(0, 900, 10).astype(float)),
+              SplitStats("eval", 6500, 60, 200, edges, rng.integers(0, 900, 10).astype(float))),
+      anomalies=(Anomaly("eval", "rating", "ERROR", "Out-of-range <b>values</b>"),),
+      ranking=(RankingScore("NCF", 10, 0.61, 0.35, 60), RankingScore("most popular", 10, 0.45, 0.25, 60)),
+      auc_lower_bounds={"interaction": 0.7, "liked": 0.6},
+      min_slice_examples=30.0)
+
+
+class _Page(html.parser.HTMLParser):
+  """Collects section ids, headings, images and table cells of a report page."""
+
+  def __init__(self):
+    super().__init__()
+    self.sections: List[str] = []
+    self.images: Dict[str, str] = {}
+    self.text: List[str] = []
+
+  def handle_starttag(self, tag, attrs):
+    attrs = dict(attrs)
+    if tag == "section":
+      self.sections.append(attrs["id"])
+    if tag == "img":
+      self.images[attrs["alt"]] = attrs["src"]
+
+  def handle_data(self, data):
+    self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+  page = _Page()
+  page.feed(path.read_text(encoding="utf-8"))
+  page.close()
+  return page
+
+
+def _assert_png_not_blank(png: bytes, name: str) -> None:
+  image = Image.open(io.BytesIO(png))
+  image.verify()  # raises on a truncated or corrupt file
+  image = Image.open(io.BytesIO(png)).convert("RGB")
+  assert image.format is None or image.format == "PNG"
+  assert image.width >= 300 and image.height >= 200, (name, image.size)
+  colours = image.getcolors(maxcolors=1 << 16)
+  assert colours is None or len(colours) > 1, f"{name} is a single colour"
+
+
+def test_every_figure_is_a_non_blank_png_and_inlined(tmp_path):
+  out = report.render_report(made_up_report(), tmp_path / "report.html")
+  pngs = {p.name: p.read_bytes() for p in tmp_path.glob("*.png")}
+  assert set(pngs) == {f"report-{n}.png" for n in
+                       ("slices-interaction", "slices-liked", "curves", "calibration", "scores", "ratings",
+                        "ranking")}
+  for name, png in pngs.items():
+    assert png.startswith(b"\x89PNG\r\n\x1a\n"), name
+    _assert_png_not_blank(png, name)
+  page = _parse(out)
+  for name, src in page.images.items():
+    assert src.startswith("data:image/png;base64,"), name
+    assert base64.b64decode(src.split(",", 1)[1]) == pngs[f"report-{name}.png"]
+  assert len(page.images) == len(pngs)
+
+
+def test_html_has_every_section_in_order_and_escapes_text(tmp_path):
+  out = report.render_report(made_up_report(), tmp_path / "r.html")
+  page = _parse(out)
+  assert page.sections == list(report.SECTIONS)
+  text = " ".join(page.text)
+  for title in report.SECTIONS.values():
+    assert title in text
+  assert "BLESSED" in text and "NOT BLESSED" not in text
+  assert "Out-of-range <b>values</b>" in text  # shown as text, not markup
+  assert "1764273600" in text
+  # Flagged slices of the made-up data: Horror below 0.7 for `interaction`, Film-Noir and an AUC-less slice
+  # too small; nothing else.
+  assert "genres=Horror" in text and "genres=Film-Noir" in text and "user_activity=<20" in text
+  assert "genres=Comedy" not in text
+
+
+def test_missing_plots_are_explained_not_drawn(tmp_path):
+  made_up = made_up_report(with_plots=False)
+  no_baseline = Blessing(False, None, (ThresholdCheck("interaction", "auc", ">= 0.7", 0.65, None, False),))
+  out = report.render_report(
+      report_data.RunReport(**{**made_up.__dict__, "blessing": no_baseline, "ranking": ()}), tmp_path / "r.html")
+  page = _parse(out)
+  assert page.sections == list(report.SECTIONS)
+  text = " ".join(page.text)
+  assert "The Evaluator did not compute ConfusionMatrixPlot" in text
+  assert "The Evaluator did not compute CalibrationPlot" in text
+  assert "NOT BLESSED" in text and "only the absolute thresholds" in text
+  assert "Ranking quality was not computed" in text
+  assert not {"curves", "calibration", "scores", "ranking"} & set(page.images)
+
+
+def test_slice_verdicts():
+  assert SliceResult("g", "a", 100.0, 0.65).verdict(0.7, 30) == report_data.BELOW
+  assert SliceResult("g", "a", 100.0, 0.75).verdict(0.7, 30) == report_data.OK
+  assert SliceResult("g", "a", 29.0, 0.95).verdict(0.7, 30) == report_data.TOO_SMALL
+  assert SliceResult("g", "a", 500.0, math.nan).verdict(0.7, 30) == report_data.TOO_SMALL
+  assert SliceResult("g", "a", 500.0, 0.1).verdict(None, 30) == report_data.OK
+
+
+def test_confusion_curve_rates_on_a_hand_made_case():
+  # labels 1,1,0,0 with scores 0.9,0.4,0.6,0.1; thresholds 0.5 and 0.95.
+  curve = _confusion(np.array([1, 1, 0, 0]), np.array([0.9, 0.4, 0.6, 0.1]), np.array([0.5, 0.95]))
+  fpr, tpr = curve.roc()
+  np.testing.assert_allclose(fpr, [0.5, 0.0])
+  np.testing.assert_allclose(tpr, [0.5, 0.0])
+  recall, precision = curve.precision_recall()  # nothing predicted positive at 0.95: dropped
+  np.testing.assert_allclose(recall, [0.5])
+  np.testing.assert_allclose(precision, [0.5])
+
+
+def test_calibration_rebin_sums_buckets():
+  histogram = CalibrationHistogram(lower=np.array([-math.inf, 0.0, 0.25, 0.5, 0.75, 1.0]),
+                                   weight=np.array([1.0, 2, 3, 4, 5, 6]), label_sum=np.array([0.0, 1, 1, 2, 4, 6]),
+                                   prediction_sum=np.array([0.0, 0.2, 1, 2.4, 4, 6]))
+  binned = histogram.rebin(np.array([0.0, 0.5, 1.0]))
+  np.testing.assert_allclose(binned.weight, [1 + 2 + 3, 4 + 5 + 6])
+  np.testing.assert_allclose(binned.label_sum, [2, 12])
+  np.testing.assert_allclose(binned.prediction_sum, [1.2, 12.4])
+
+
+def _chromium() -> str:
+  path = shutil.which("chromium")
+  if path is None:
+    pytest.skip("headless Chromium not installed (Debian: apt-get install -y chromium)")
+  return path
+
+
+def _chromium_run(page: Path, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess:
+  """Runs headless Chromium on `page` with `mode` flags (--screenshot=..., --dump-dom), logging to stderr."""
+  flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--enable-logging=stderr", f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+  return subprocess.run([_chromium(), *flags, *mode, page.as_uri()], capture_output=True, text=True,
+                        timeout=120, check=False)
+
+
+def _page_errors(stderr: str) -> List[str]:
+  """Chromium log lines about the page: console messages (script errors) and failed loads."""
+  return [line for line in stderr.splitlines() if ":CONSOLE" in line or "net::ERR" in line]
+
+
+def test_chromium_check_catches_a_broken_page(tmp_path):
+  page = tmp_path / "broken.html"
+  page.write_text("<html><body><script>throw new Error('kaput')</script></body></html>")
+  done = _chromium_run(page, tmp_path, "--dump-dom")
+  assert any("kaput" in line for line in _page_errors(done.stderr)), done.stderr
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+  page = report.render_report(made_up_report(), tmp_path / "report.html")
+  shot = tmp_path / "screenshot.png"
+  done = _chromium_run(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000")
+  assert done.returncode == 0, done.stderr
+  assert not _page_errors(done.stderr), done.stderr
+  _assert_png_not_blank(shot.read_bytes(), "screenshot")
+  dom = _chromium_run(page, tmp_path, "--dump-dom")
+  assert dom.returncode == 0 and not _page_errors(dom.stderr), dom.stderr
+  rendered = _Page()
+  rendered.feed(dom.stdout)
+  assert rendered.sections == list(report.SECTIONS)
+  assert len(rendered.images) == 7
+
+
+def _write_examples(path: Path, rows) -> None:
+  """GZIP tf.Examples with the data layer's feature names; rows: (user, movie, rating, timestamp, is_sampled)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  from components import features
+
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+    for user, movie, rating, timestamp, is_sampled in rows:
+      def text(value: str) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+
+      def integer(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          features.USER_ID: text(user), features.MOVIE_ID: text(movie), features.GENRES: text("Drama"),
+          features.RATING: tf.train.Feature(float_list=tf.train.FloatList(value=[rating])),
+          features.TIMESTAMP: integer(timestamp), features.LIKED: integer(rating >= features.LIKED_THRESHOLD),
+          features.INTERACTION: integer(not is_sampled), features.IS_SAMPLED: integer(is_sampled),
+          features.USER_ACTIVITY: text("<20")})).SerializeToString())
+
+
+def _save_lookup_model(export_dir: Path, scores: Dict[str, float]) -> None:
+  """A SavedModel whose `predict` signature returns scores["user|movie"] (0 when absent)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  class Lookup(tf.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+          tf.constant(list(scores)), tf.constant(list(scores.values()), tf.float32)), default_value=0.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)])
+    def predict(self, user_id, movie_id):
+      score = self.table.lookup(tf.strings.join([user_id, movie_id], separator="|"))
+      return {"score": score, "interaction": score, "liked": score}
+
+  module = Lookup()
+  tf.saved_model.save(module, str(export_dir), signatures={"predict": module.predict})
+
+
+def test_ranking_section_on_a_hand_made_case(tmp_path):
+  """Three eval users, four shared sampled movies; HR@3 / NDCG@3 worked out by hand for both rankers."""
+  from tfx.types import artifact_utils, standard_artifacts
+  from tfx.utils import path_utils
+
+  from pipeline import run_artifacts
+
+  negatives = ("n1", "n2", "n3", "n4")
+  eval_rows = [("u1", "a", 5.0, 300, 0), ("u1", "d", 4.0, 100, 0),  # a is u1's latest liked movie
+               ("u2", "b", 4.5, 300, 0), ("u3", "c", 4.0, 200, 0),
+               ("u3", "e", 2.0, 400, 0)]  # latest, but not liked: c stays u3's positive
+  eval_rows += [(user, movie, 0.0, 0, 1) for user in ("u1", "u2", "u3") for movie in negatives]
+  train_counts = {"a": 5, "n1": 4, "b": 3, "n2": 2, "n3": 1}  # c and n4 never rated in train
+  train_rows = [(f"t{i}", movie, 3.0, 1, 0) for movie, count in train_counts.items() for i in range(count)]
+  examples = standard_artifacts.Examples()
+  examples.uri = str(tmp_path / "examples")
+  examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  _write_examples(Path(artifact_utils.get_split_uri([examples], "train")) / "data.gz", train_rows)
+  _write_examples(Path(artifact_utils.get_split_uri([examples], "eval")) / "data.gz", eval_rows)
+  scores = {"u1|a": 0.9, "u1|d": 0.0, "u1|n1": 0.1, "u1|n2": 0.2, "u1|n3": 0.3, "u1|n4": 0.4,  # rank 0
+            "u2|b": 0.5, "u2|n1": 0.9, "u2|n2": 0.8, "u2|n3": 0.1, "u2|n4": 0.2,  # rank 2
+            "u3|c": 0.05, "u3|n1": 0.1, "u3|n2": 0.2, "u3|n3": 0.3, "u3|n4": 0.4}  # rank 4: miss
+  model_uri = tmp_path / "model"
+  _save_lookup_model(Path(path_utils.serving_model_path(str(model_uri))), scores)
+
+  model, popular = run_artifacts.ranking_scores(str(model_uri), examples, k=3)
+
+  assert (model.k, model.users, popular.users) == (3, 3, 3)
+  assert model.hit_rate == pytest.approx(2 / 3)
+  assert model.ndcg == pytest.approx((1 + 1 / math.log2(4)) / 3)
+  # Popularity: u1's a (5) beats 4,2,1,0 -> rank 0; u2's b (3) is behind n1 (4) -> rank 1; u3's c (0) is
+  # behind three and tied with n4 -> rank 3.5, a miss at 3.
+  assert popular.hit_rate == pytest.approx(2 / 3)
+  assert popular.ndcg == pytest.approx((1 + 1 / math.log2(3)) / 3)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+  """Two tiny runs in one pipeline root: a first one (no baseline), then a retrained candidate judged against
+  the first. AUC bounds are 0 so the 1-epoch models are blessed and pushed. Returns (config, prepared)."""
+  from pipeline import local_runner
+  from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig, TrainConfig
+  from pipeline.prepare import prepare_examples
+
+  root = tmp_path_factory.mktemp("report-e2e")
+  data = DataConfig(synthetic_users=60, synthetic_movies=200, synthetic_ratings=3000, cache_dir=root / "cache")
+  config = PipelineConfig(pipeline_root=root / "pipeline", examples_dir=root / "examples",
+                          serving_dir=root / "serving", schema_dir=CURATED_SCHEMA_DIR, data=data,
+                          train=TrainConfig(epochs=1),
+                          eval=EvalConfig(min_liked_auc=0.0, min_interaction_auc=0.0, max_auc_regression=1.0))
+  prepared = prepare_examples(data, config.examples_dir)
+  local_runner.run(config)
+  local_runner.run(dataclasses.replace(config, train=TrainConfig(epochs=1, seed=8)))  # only training changes
+  return config, prepared
+
+
+def _mlmd_runs(config):
+  """(run id, {artifact type: newest output artifact}) of every pipeline run, oldest first, straight from MLMD."""
+  from ml_metadata.metadata_store import metadata_store
+  from tfx.orchestration import metadata
+
+  store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
+      str(config.pipeline_root / "metadata.sqlite")))
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  runs = []
+  for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.create_time_since_epoch):
+    artifacts = {types[a.type_id]: a for a in sorted(store.get_artifacts_by_context(context.id),
+                                                     key=lambda a: a.id)}
+    runs.append((context.name, artifacts))
+  return runs
+
+
+def test_report_of_a_real_pipeline_run(two_runs, tmp_path):
+  from pipeline import cli
+
+  config, prepared = two_runs
+  (first_id, first), (second_id, second) = _mlmd_runs(config)
+  out = tmp_path / "latest" / "report.html"
+  assert cli.main(["report", "--pipeline-root", str(config.pipeline_root), "--out", str(out)]) == 0
+
+  page = _parse(out)
+  assert page.sections == list(report.SECTIONS)
+  pngs = {p.name[len("report-"):-len(".png")]: p.read_bytes() for p in out.parent.glob("report-*.png")}
+  assert {"slices-interaction", "slices-liked", "ratings", "ranking"} <= set(pngs)
+  assert set(page.images) == set(pngs)
+  for name, png in pngs.items():
+    _assert_png_not_blank(png, name)
+  text = "".join(page.text)
+  # Identity and verdict are the latest run's, as ML Metadata recorded them.
+  assert second_id in text and first_id not in text
+  assert second["Model"].uri in text
+  version = second["PushedModel"].custom_properties["pushed_version"].string_value
+  assert second["PushedModel"].custom_properties["pushed"].int_value == 1 and version in text
+  assert second["ModelBlessing"].custom_properties["blessed"].int_value == 1 and "BLESSED" in text
+  # The candidate was judged against the first run's model, and the page says so.
+  assert second["ModelBlessing"].custom_properties["baseline_model"].string_value == first["Model"].uri
+  assert f"Compared against the last blessed model {first['Model'].uri}" in text
+  assert "change >= -1 vs. baseline" in text
+  for split, rows in prepared.rows.items():
+    assert f"{rows:,}" in text, split
+
+
+def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
+  from pipeline import run_artifacts
+  from pipeline.run_artifacts import RunNotFoundError
+
+  config, prepared = two_runs
+  (first_id, first), _ = _mlmd_runs(config)
+  metadata_path = config.pipeline_root / "metadata.sqlite"
+  earlier = run_artifacts.load_run_report(metadata_path, first_id)
+  assert earlier.identity.run_id == first_id
+  assert earlier.identity.model_uri == first["Model"].uri
+  assert earlier.blessing is not None and earlier.blessing.baseline_model_uri is None  # first run: no baseline
+  assert [check.condition for check in earlier.blessing.checks] == [">= 0", ">= 0"]
+  assert {split.split: split.rows for split in earlier.splits} == prepared.rows
+  assert {head.head for head in earlier.heads} == {"interaction", "liked"}
+  assert all(0.0 <= head.metrics["auc"] <= 1.0 for head in earlier.heads)
+  liked = next(head for head in earlier.heads if head.head == "liked")
+  interaction = next(head for head in earlier.heads if head.head == "interaction")
+  # `liked` counts rated eval examples only, `interaction` every eval example.
+  assert interaction.metrics["example_count"] == prepared.rows["eval"]
+  assert liked.metrics["weighted_example_count"] < interaction.metrics["example_count"]
+  assert {s.feature for s in liked.slices} == {"genres", "is_sampled", "user_activity"}
+  ncf, popular = earlier.ranking
+  assert ncf.users == popular.users > 0 and ncf.k == 10
+  assert 0.0 <= ncf.hit_rate <= 1.0 and 0.0 <= ncf.ndcg <= ncf.hit_rate
+  with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
+    run_artifacts.load_run_report(metadata_path, "nope")
