@@ -7,7 +7,7 @@ import base64
 import html
 import math
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pipeline import report_data
 from pipeline import report_plots
@@ -49,7 +49,13 @@ img { max-width: 100%; border: 1px solid #eee; } .note { color: #666; font-size:
 def write_report(pipeline_root: Path, metadata_path: Optional[Path], out: Path, run: str = "latest",
                  k: int = DEFAULT_K, min_slice_examples: float = DEFAULT_MIN_SLICE_EXAMPLES) -> Path:
   """Reads pipeline run `run` ("latest" or a run id) from ML Metadata and writes the report to `out` (HTML) with
-  its PNGs beside it; returns `out`.
+  its PNGs beside it; returns `out`. See load_report for the arguments."""
+  return render_report(load_report(pipeline_root, metadata_path, run, k, min_slice_examples), Path(out))
+
+
+def load_report(pipeline_root: Path, metadata_path: Optional[Path], run: str = "latest", k: int = DEFAULT_K,
+                min_slice_examples: float = DEFAULT_MIN_SLICE_EXAMPLES) -> RunReport:
+  """Reads what the report shows about run `run` ("latest" or a run id).
 
   `metadata_path` is the SQLite ML Metadata file; None means the pipeline's default under `pipeline_root`.
   Artifacts are found through ML Metadata, never by folder names under `pipeline_root`.
@@ -60,8 +66,21 @@ def write_report(pipeline_root: Path, metadata_path: Optional[Path], out: Path, 
 
   store_path = Path(pipeline.metadata_path(PipelineConfig(pipeline_root=Path(pipeline_root),
                                                           metadata_path=metadata_path)))
-  report = run_artifacts.load_run_report(store_path, run, k=k, min_slice_examples=min_slice_examples)
-  return render_report(report, Path(out))
+  return run_artifacts.load_run_report(store_path, run, k=k, min_slice_examples=min_slice_examples)
+
+
+def summary_lines(report: RunReport) -> List[str]:
+  """The report's headline numbers as terminal lines: verdict, overall AUCs, ranking."""
+  verdict = {None: "not evaluated", True: "blessed", False: "NOT blessed"}[
+      None if report.blessing is None else report.blessing.blessed]
+  lines = [f"run {report.identity.run_id}: {verdict}, pushed version {report.identity.model_version or '-'}"]
+  for head in report.heads:
+    baseline = head.baseline_metrics.get("auc")
+    lines.append(f"AUC {head.head}: {_num(head.metrics.get('auc'))} (baseline {_num(baseline)})")
+  for score in report.ranking:
+    lines.append(f"{score.ranker}: HR@{score.k} {score.hit_rate:.4f}, NDCG@{score.k} {score.ndcg:.4f} "
+                 f"({score.users:,} users)")
+  return lines
 
 
 def render_report(report: RunReport, out: Path) -> Path:

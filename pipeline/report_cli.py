@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
   from pipeline import report  # pylint: disable=g-import-not-at-top
 
-  out = report.write_report(args.pipeline_root, args.metadata_path, args.out, args.run, k=args.k,
-                            min_slice_examples=args.min_slice_examples)
+  run_report = report.load_report(args.pipeline_root, args.metadata_path, args.run, k=args.k,
+                                  min_slice_examples=args.min_slice_examples)
+  out = report.render_report(run_report, args.out)
+  print("\n".join(report.summary_lines(run_report)))
   print(f"wrote {out} (figures beside it as {out.stem}-*.png)")
   return 0

@@ -33,7 +33,8 @@ def slice_plot(head: HeadResult, auc_lower_bound: Optional[float], min_examples:
   y = np.arange(len(rows))
   auc_axis.barh(y, np.nan_to_num(auc), color=colors)
   if auc_lower_bound is not None:
-    auc_axis.axvline(auc_lower_bound, color=_COLORS[report_data.BELOW], linestyle="--", label=f"lower bound {auc_lower_bound:g}")
+    auc_axis.axvline(auc_lower_bound, color=_COLORS[report_data.BELOW], linestyle="--",
+                     label=f"lower bound {auc_lower_bound:g}")
   auc_axis.axvline(0.5, color="black", linewidth=0.8, linestyle=":", label="chance (0.5)")
   for row_y, value, small in zip(y, auc, too_small):
     auc_axis.text(0.01, row_y, "too small to judge" if small else f"{value:.3f}", va="center", fontsize=8,
@@ -112,6 +113,9 @@ def rating_histogram_plot(splits: Sequence[SplitStats]) -> bytes:
   fig = Figure(figsize=(5.5 * len(splits), 3.8), dpi=_DPI, layout="constrained")
   for axis, split in zip(np.atleast_1d(fig.subplots(1, len(splits))), splits):
     axis.stairs(split.rating_counts, split.rating_edges, fill=True)
+    nonzero = split.rating_counts[split.rating_counts > 0]
+    if nonzero.size and nonzero.max() > 20 * nonzero.min():
+      axis.set_yscale("log")  # the eval split's sampled pairs (rating 0) would flatten the rated ones
     axis.set(xlabel="rating (0 = sampled unrated pair)", ylabel="examples",
              title=f"{split.split}: {split.rows:,} examples")
   return _png(fig)

@@ -15,8 +15,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from components import features
-from pipeline.report_data import (DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, HeadResult,
-                                  RankingScore, RunIdentity, RunReport, SliceResult, SplitStats, ThresholdCheck)
+from pipeline.report_data import (DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, Anomaly, Blessing, CalibrationHistogram,
+                                  ConfusionCurve, HeadResult, RankingScore, RunIdentity, RunReport, SliceResult,
+                                  SplitStats, ThresholdCheck)
 
 LATEST = "latest"
 RUN_CONTEXT_TYPE = "pipeline_run"
@@ -139,8 +140,8 @@ def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
       identity=_identity(found),
       blessing=blessing,
       heads=heads,
-      splits=_split_stats(statistics) if statistics is not None else (),
-      anomalies=_anomalies(anomalies) if anomalies is not None else (),
+      splits=read_split_stats(statistics) if statistics is not None else (),
+      anomalies=read_anomalies(anomalies) if anomalies is not None else (),
       ranking=ranking,
       auc_lower_bounds=bounds,
       min_slice_examples=min_slice_examples)
@@ -211,8 +212,7 @@ def _evaluation(uri: str, blessing_artifact) -> Tuple[Tuple[HeadResult, ...], Op
   blessing = None
   if blessing_artifact is not None:
     baseline_uri = blessing_artifact.get_string_custom_property("baseline_model") or None
-    blessing = Blessing(bool(blessing_artifact.get_int_custom_property("blessed")), baseline_uri,
-                        tuple(c for c in checks if baseline_uri is not None or "baseline" not in c.condition))
+    blessing = Blessing(bool(blessing_artifact.get_int_custom_property("blessed")), baseline_uri, tuple(checks))
   return heads, blessing, bounds
 
 
@@ -252,16 +252,20 @@ def _plots(uri: str, candidate: str) -> Tuple[Dict[str, ConfusionCurve], Dict[st
       head = entry.key.output_name
       if entry.value.HasField("confusion_matrix_at_thresholds"):
         points = sorted(entry.value.confusion_matrix_at_thresholds.matrices, key=lambda m: m.threshold)
-        column = lambda name, points=points: np.array([getattr(p, name) for p in points], float)
-        confusion[head] = ConfusionCurve(column("threshold"), column("true_positives"), column("false_positives"),
-                                         column("true_negatives"), column("false_negatives"))
+        confusion[head] = ConfusionCurve(*(_column(points, name) for name in (
+            "threshold", "true_positives", "false_positives", "true_negatives", "false_negatives")))
       if entry.value.HasField("calibration_histogram_buckets"):
         buckets = entry.value.calibration_histogram_buckets.buckets
-        column = lambda name, buckets=buckets: np.array([getattr(b, name).value for b in buckets], float)
-        calibration[head] = CalibrationHistogram(
-            np.array([b.lower_threshold_inclusive for b in buckets], float), column("num_weighted_examples"),
-            column("total_weighted_label"), column("total_weighted_refined_prediction"))
+        calibration[head] = CalibrationHistogram(*(_column(buckets, name) for name in (
+            "lower_threshold_inclusive", "num_weighted_examples", "total_weighted_label",
+            "total_weighted_refined_prediction")))
   return confusion, calibration
+
+
+def _column(messages, field: str) -> np.ndarray:
+  """`field` of every proto message as a float array; DoubleValue wrappers are unwrapped."""
+  values = [getattr(message, field) for message in messages]
+  return np.array([v if isinstance(v, (int, float)) else v.value for v in values], float)
 
 
 def _threshold_checks(eval_config, validation, overall, candidate: str, baseline: Optional[str]
@@ -288,6 +292,8 @@ def _threshold_checks(eval_config, validation, overall, candidate: str, baseline
       if slice_spec is not None and slice_spec != config_pb2.SlicingSpec():
         continue  # the report judges the overall slice; per-slice bounds would need their own table
       if isinstance(threshold, config_pb2.GenericChangeThreshold):
+        if baseline is None:
+          continue  # TFMA applies change thresholds only when there is a baseline model to compare with
         higher = threshold.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
         amount = (f"{threshold.absolute.value:g}" if threshold.HasField("absolute")
                   else f"{threshold.relative.value:g} (relative)")
@@ -303,7 +309,7 @@ def _threshold_checks(eval_config, validation, overall, candidate: str, baseline
   return checks, bounds
 
 
-def _split_stats(statistics) -> Tuple[SplitStats, ...]:
+def read_split_stats(statistics) -> Tuple[SplitStats, ...]:
   """Rows, distinct users/movies and the rating histogram of every split StatisticsGen described."""
   from tfx.components.statistics_gen import stats_artifact_utils  # pylint: disable=g-import-not-at-top
   from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
@@ -328,7 +334,7 @@ def _distinct(feature) -> int:
   return int(feature.string_stats.unique) if feature is not None else 0
 
 
-def _anomalies(anomalies) -> Tuple[Anomaly, ...]:
+def read_anomalies(anomalies) -> Tuple[Anomaly, ...]:
   """ExampleValidator's findings per split, most severe first, at most MAX_ANOMALIES."""
   from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
   from tfx.components.example_validator import executor  # pylint: disable=g-import-not-at-top

@@ -33,6 +33,7 @@ class RunSummary:
   dataset: str
   rows: Dict[str, int]
   auc: Dict[str, HeadAuc]
+  model_path: Optional[str]  # the Trainer's SavedModel of this run
   blessed: Optional[bool]
   pushed_path: Optional[str]
   components: Dict[str, ComponentRun]
@@ -128,6 +129,9 @@ def summarize(config: PipelineConfig) -> RunSummary:
   thresholds = {features.INTERACTION: config.eval.min_interaction_auc, features.LIKED: config.eval.min_liked_auc}
   auc = {head: HeadAuc(measured.get(head, {}).get("candidate"), threshold, measured.get(head, {}).get("baseline"))
          for head, threshold in thresholds.items()}
+  model_path = None
+  if "Model" in outputs:
+    model_path = str(Path(outputs["Model"][0].uri) / "Format-Serving")
   blessed = None
   if "ModelBlessing" in outputs:
     blessed = bool(outputs["ModelBlessing"][0].custom_properties["blessed"].int_value)
@@ -138,4 +142,5 @@ def summarize(config: PipelineConfig) -> RunSummary:
   wall = (max(e.last_update_time_since_epoch for e in executions)
           - min(e.create_time_since_epoch for e in executions)) / 1000.0 if executions else 0.0
   return RunSummary(pipeline_name=config.pipeline_name, run_id=run.name, dataset=config.data.dataset, rows=rows,
-                    auc=auc, blessed=blessed, pushed_path=pushed_path, components=components, wall_seconds=wall)
+                    auc=auc, model_path=model_path, blessed=blessed, pushed_path=pushed_path,
+                    components=components, wall_seconds=wall)

@@ -3,6 +3,7 @@
 Concurrent requests are concatenated on dimension 0, padded up to the next allowed batch size (with copies of
 the first row, as TF Serving pads), run once, and the outputs are split back to their requests.
 """
+import concurrent.futures
 import dataclasses
 import itertools
 import threading
@@ -101,7 +102,19 @@ class _Task:
     self.pieces_left = 0
     self.outputs: Dict[int, Arrays] = {}  # piece offset -> outputs
     self.error: Optional[BaseException] = None
-    self.done = threading.Event()
+    self.future: concurrent.futures.Future = concurrent.futures.Future()
+
+  def finish(self) -> None:
+    """Resolves the future with the pieces' outputs joined in order (or with the first error)."""
+    if self.error is not None:
+      self.future.set_exception(self.error)
+      return
+    offsets = sorted(self.outputs)
+    if len(offsets) == 1:
+      self.future.set_result(self.outputs[offsets[0]])
+    else:
+      self.future.set_result({key: np.concatenate([self.outputs[o][key] for o in offsets])
+                              for key in self.outputs[offsets[0]]})
 
 
 @dataclasses.dataclass
@@ -156,7 +169,11 @@ class BatchQueue:
       thread.start()
 
   def submit(self, inputs: Arrays) -> Arrays:
-    """Queues one request's inputs (all with the same dimension 0) and returns its outputs.
+    """Queues one request's inputs (all with the same dimension 0) and blocks until its outputs are ready."""
+    return self.submit_future(inputs).result()
+
+  def submit_future(self, inputs: Arrays) -> concurrent.futures.Future:
+    """Queues one request's inputs; the future resolves to its outputs {name: array [n, ...]}.
 
     Raises:
       ServingError: INVALID_ARGUMENT when the request is larger than max_batch_size or its inputs disagree on
@@ -174,19 +191,14 @@ class BatchQueue:
           f"({self._name})")
     task = _Task(inputs, size)
     if size == 0:
-      return self._run_fn(inputs)
+      task.future.set_result(self._run_fn(inputs))
+      return task.future
     with self._cond:
       if self._closed:
         raise errors.unavailable(f"{self._name} is unloading")
       self._enqueue(task)
       self._cond.notify_all()
-    task.done.wait()
-    if task.error is not None:
-      raise task.error
-    offsets = sorted(task.outputs)
-    if len(offsets) == 1:
-      return task.outputs[offsets[0]]
-    return {key: np.concatenate([task.outputs[o][key] for o in offsets]) for key in task.outputs[offsets[0]]}
+    return task.future
 
   def _enqueue(self, task: _Task) -> None:
     """Places `task` (split into pieces when large batch splitting is on) into open batches; caller holds the
@@ -282,7 +294,7 @@ class BatchQueue:
       piece.task.pieces_left -= 1
       finished = piece.task.pieces_left == 0
     if finished:
-      piece.task.done.set()
+      piece.task.finish()
 
   def close(self) -> None:
     """Stops accepting requests, runs what is queued, and joins the batch threads."""

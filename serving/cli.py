@@ -172,7 +172,8 @@ def _loadtest(args: argparse.Namespace) -> int:
   from serving.loadtest import run_loadtest  # pylint: disable=import-outside-toplevel
   try:
     result = run_loadtest(args.target, args.mode, args.concurrency, args.duration, args.rate, args.model_name,
-                          movies_per_request=args.movies_per_request, timeout_s=args.timeout)
+                          movies_per_request=args.movies_per_request, timeout_s=args.timeout,
+                          model_version=args.model_version, version_label=args.version_label)
   except ServerUnreachableError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

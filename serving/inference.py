@@ -3,8 +3,8 @@
 Shared by the gRPC servicers and the REST API so both answer and fail the same way. Every failure is an
 errors.ServingError whose code and message follow TF Serving.
 """
-from pathlib import Path
-from typing import Dict, Iterable, Mapping
+import dataclasses
+from typing import Dict, Iterable, List, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -38,15 +38,32 @@ def fill_model_spec(spec: model_pb2.ModelSpec, servable: Servable, signature_nam
   spec.signature_name = signature_name
 
 
+@dataclasses.dataclass(frozen=True)
+class PendingPredict:
+  """A checked PredictRequest: what to run and which outputs to answer."""
+  signature: Signature
+  inputs: Dict[str, np.ndarray]
+  wanted: List[str]
+
+
 def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
   """Runs the request's signature on its inputs; returns all outputs, or those named in output_filter."""
+  pending = begin_predict(servable, request)
+  return finish_predict(servable, pending, servable.run(pending.signature, pending.inputs))
+
+
+def begin_predict(servable: Servable, request: predict_pb2.PredictRequest) -> PendingPredict:
+  """Resolves the signature and checks the inputs and output_filter (the part of Predict before running)."""
   signature = servable.signature(request.model_spec.signature_name)
-  inputs = _check_inputs(servable, signature, request.inputs)
-  wanted = _output_keys(signature, request.output_filter)
-  outputs = servable.run(signature, inputs)
+  return PendingPredict(signature, _check_inputs(servable, signature, request.inputs),
+                        _output_keys(signature, request.output_filter))
+
+
+def finish_predict(servable: Servable, pending: PendingPredict,
+                   outputs: Dict[str, np.ndarray]) -> predict_pb2.PredictResponse:
   response = predict_pb2.PredictResponse()
-  fill_model_spec(response.model_spec, servable, signature.name)
-  for key in wanted:
+  fill_model_spec(response.model_spec, servable, pending.signature.name)
+  for key in pending.wanted:
     response.outputs[key].CopyFrom(tensors.to_proto(outputs[key]))
   return response
 
@@ -65,7 +82,7 @@ def _check_inputs(servable: Servable, signature: Signature,
           for key, proto in protos.items()}
 
 
-def _output_keys(signature: Signature, output_filter: Iterable[str]) -> list:
+def _output_keys(signature: Signature, output_filter: Iterable[str]) -> List[str]:
   available = set(signature.signature_def.outputs)
   wanted = list(output_filter) or sorted(available)
   for key in wanted:

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -69,15 +70,15 @@ class _Recorder:
       self.errors[code] = self.errors.get(code, 0) + 1
 
 
-def make_requests(model_name: str, mode: str, users: Sequence[str], movies: Sequence[str],
+def make_requests(spec: model_pb2.ModelSpec, mode: str, users: Sequence[str], movies: Sequence[str],
                   movies_per_request: int, count: int, seed: int) -> List[predict_pb2.PredictRequest]:
-  """`count` random requests built up front so that building them does not count as latency."""
+  """`count` random requests for the model `spec` names, built up front so that building them is not latency."""
   rng = random.Random(seed)
   requests = []
   for _ in range(count):
     user = rng.choice(users)
     request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
+    request.model_spec.CopyFrom(spec)
     if mode == "predict":
       request.model_spec.signature_name = client_lib.PREDICT_SIGNATURE
       request.inputs["user_id"].CopyFrom(tf.make_tensor_proto([user.encode()] * movies_per_request))
@@ -94,15 +95,20 @@ def run_loadtest(target: str, mode: str = "predict", concurrency: int = 8, durat
                  rate: Optional[float] = None, model_name: str = client_lib.DEFAULT_MODEL,
                  users: Sequence[str] = tuple(str(i) for i in range(1, 944)),
                  movies: Sequence[str] = tuple(str(i) for i in range(1, 1683)),
-                 movies_per_request: int = 1, timeout_s: float = 5.0, seed: int = 0) -> LoadTestResult:
+                 movies_per_request: int = 1, timeout_s: float = 5.0, seed: int = 0,
+                 model_version: Optional[int] = None, version_label: str = "") -> LoadTestResult:
   """Sends `mode` requests ('predict' 1 user x movies_per_request movies, or 'recommend') for `duration_s`.
 
   Closed loop when `rate` is None (`concurrency` callers, each sends when its previous answer arrived); open
-  loop otherwise (`rate` requests per second, at most `concurrency` in flight).
+  loop otherwise (`rate` requests per second, at most `concurrency` in flight). `model_version` or
+  `version_label` pin a version (default: the latest).
   """
   if mode not in ("predict", "recommend"):
     raise ValueError(f"mode must be 'predict' or 'recommend', got {mode!r}")
-  requests = make_requests(model_name, mode, users, movies, movies_per_request, 1000, seed)
+  spec = model_pb2.ModelSpec(name=model_name, version_label=version_label)
+  if model_version is not None:
+    spec.version.value = model_version
+  requests = make_requests(spec, mode, users, movies, movies_per_request, 1000, seed)
   channel = grpc.insecure_channel(target)
   stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
   try:

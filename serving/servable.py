@@ -1,4 +1,5 @@
 """One loaded model version: its SavedModel signatures, run directly or through a batch queue per signature."""
+import concurrent.futures
 import dataclasses
 import threading
 from pathlib import Path
@@ -79,6 +80,13 @@ class Servable:
     if self._batching is None or not signature.batchable:
       return self._call(signature, inputs)
     return self._queue(signature).submit(inputs)
+
+  def submit(self, signature: Signature, inputs: Dict[str, np.ndarray],
+             executor: concurrent.futures.Executor) -> concurrent.futures.Future:
+    """Like run() without blocking: the batch queue's future, or the call on `executor` when not batched."""
+    if self._batching is None or not signature.batchable:
+      return executor.submit(self._call, signature, inputs)
+    return self._queue(signature).submit_future(inputs)
 
   def _call(self, signature: Signature, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     try:

@@ -3,13 +3,15 @@
 `ModelServer(options).start()` reads the same config files as tensorflow_model_server, loads the models, and
 serves until `stop()`. Every request failure becomes a gRPC status; a bad request never stops the server.
 """
+import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Awaitable, Callable, Iterator, Optional, Tuple
 
 import grpc
 import tensorflow as tf
@@ -18,6 +20,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -33,9 +36,10 @@ from serving.servable import Servable
 
 log = logging.getLogger(__name__)
 
-# Python gRPC serves each call on a pool thread; batching needs many callers blocked in the queue at once,
-# so the pool is sized for a few hundred concurrent calls rather than for the CPU count.
-GRPC_WORKER_THREADS = 256
+# gRPC runs on one asyncio event loop (grpc.aio): a batched Predict waits on its batch as a future, without a
+# thread per call, so concurrent calls reach the batch queue quickly. Calls that run without the batcher
+# (unbatched signatures, --enable_batching off, the other RPCs) run on this pool so that they run in parallel.
+WORKER_THREADS = 64
 
 
 class ModelServer:
@@ -47,7 +51,10 @@ class ModelServer:
     self.batching: Optional[batcher.BatchingOptions] = None
     self.monitoring_path: Optional[str] = None
     self.manager = ModelManager(self._load, options.allow_version_labels_for_unavailable_models)
-    self._grpc_server: Optional[grpc.Server] = None
+    self._grpc_server: Optional[grpc.aio.Server] = None
+    self._loop: Optional[asyncio.AbstractEventLoop] = None
+    self._loop_thread: Optional[threading.Thread] = None
+    self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="rpc")
     self._rest_server = None
     self.grpc_port = 0
     self.rest_port = 0
@@ -103,16 +110,21 @@ class ModelServer:
     return config
 
   def _start_grpc(self) -> None:
-    server = grpc.server(
-        concurrent.futures.ThreadPoolExecutor(max_workers=GRPC_WORKER_THREADS, thread_name_prefix="grpc"),
-        options=parse_channel_arguments(self.options.grpc_channel_arguments))
+    self._loop = asyncio.new_event_loop()
+    self._loop_thread = threading.Thread(target=self._loop.run_forever, name="grpc-event-loop", daemon=True)
+    self._loop_thread.start()
+    self.grpc_port = asyncio.run_coroutine_threadsafe(self._serve_grpc(), self._loop).result()
+
+  async def _serve_grpc(self) -> int:
+    server = grpc.aio.server(options=parse_channel_arguments(self.options.grpc_channel_arguments))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(self), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self), server)
-    self.grpc_port = server.add_insecure_port(f"[::]:{self.options.port}")
-    if not self.grpc_port:
+    port = server.add_insecure_port(f"[::]:{self.options.port}")
+    if not port:
       raise OSError(f"cannot bind the gRPC port {self.options.port}")
-    server.start()
+    await server.start()
     self._grpc_server = server
+    return port
 
   def wait(self) -> None:
     """Blocks until stop() is called."""
@@ -127,10 +139,15 @@ class ModelServer:
       self._rest_server.shutdown()
       self._rest_server.server_close()
     if self._grpc_server is not None:
-      self._grpc_server.stop(grace_s).wait()
+      asyncio.run_coroutine_threadsafe(self._grpc_server.stop(grace_s), self._loop).result()
+    if self._loop is not None:
+      self._loop.call_soon_threadsafe(self._loop.stop)
+      self._loop_thread.join()
+      self._loop.close()
     if self._config_thread is not None:
       self._config_thread.join()
     self.manager.stop()
+    self.executor.shutdown()
 
   # Models.
 
@@ -171,31 +188,49 @@ class ModelServer:
 
   # Requests.
 
-  def handle(self, api: str, spec: model_pb2.ModelSpec, entrypoint: str,
-             fn: Callable[[Servable], proto_message.Message]) -> proto_message.Message:
-    """Runs `fn` on the servable `spec` names, recording metrics; raises ServingError on failure."""
+  @contextlib.contextmanager
+  def _track(self, api: str, model_name: str, entrypoint: str) -> Iterator[None]:
+    """Records the request's metrics; an unexpected exception becomes INTERNAL instead of reaching gRPC."""
     started = time.perf_counter()
     code = grpc.StatusCode.OK
     try:
-      with self.manager.servable(spec) as servable:
-        return fn(servable)
+      yield
     except errors.ServingError as e:
       code = e.code
       raise
     except Exception as e:  # pylint: disable=broad-except  # a bug must fail the request, not the server
-      log.exception("%s on model %s failed", api, spec.name)
+      log.exception("%s on model %s failed", api, model_name)
       code = grpc.StatusCode.INTERNAL
       raise errors.ServingError(code, f"{type(e).__name__}: {e}") from e
     finally:
-      self.metrics.record_request(spec.name, api, entrypoint, code.name, time.perf_counter() - started)
+      self.metrics.record_request(model_name, api, entrypoint, code.name, time.perf_counter() - started)
+
+  def handle(self, api: str, spec: model_pb2.ModelSpec, entrypoint: str,
+             fn: Callable[[Servable], proto_message.Message]) -> proto_message.Message:
+    """Runs `fn` on the servable `spec` names, recording metrics; raises ServingError on failure."""
+    with self._track(api, spec.name, entrypoint), self.manager.servable(spec) as servable:
+      return fn(servable)
+
+  async def predict_async(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    """Predict on the event loop: checks on the loop, then awaits the batch (or the worker pool)."""
+    with self._track("predict", request.model_spec.name, "GRPC"), \
+        self.manager.servable(request.model_spec) as servable:
+      pending = inference.begin_predict(servable, request)
+      outputs = await asyncio.wrap_future(servable.submit(pending.signature, pending.inputs, self.executor))
+      return inference.finish_predict(servable, pending, outputs)
+
+  async def handle_async(self, api: str, spec: model_pb2.ModelSpec,
+                         fn: Callable[[Servable], proto_message.Message]) -> proto_message.Message:
+    """handle() on the worker pool, awaited from the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(self.executor, self.handle, api, spec, "GRPC", fn)
 
 
-def _grpc_call(server: ModelServer, api: str, spec: model_pb2.ModelSpec, context: grpc.ServicerContext,
-               fn: Callable[[Servable], proto_message.Message]) -> proto_message.Message:
+async def _grpc_call(context: grpc.aio.ServicerContext, call: Awaitable[proto_message.Message]
+                     ) -> proto_message.Message:
   try:
-    return server.handle(api, spec, "GRPC", fn)
+    return await call
   except errors.ServingError as e:
-    context.abort(e.code, e.message)
+    await context.abort(e.code, e.message)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -204,26 +239,25 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   def __init__(self, server: ModelServer):
     self._server = server
 
-  def Predict(self, request, context):  # noqa: N802 (gRPC method names)
-    return _grpc_call(self._server, "predict", request.model_spec, context,
-                      lambda servable: inference.predict(servable, request))
+  async def Predict(self, request, context):  # noqa: N802 (gRPC method names)
+    return await _grpc_call(context, self._server.predict_async(request))
 
-  def Classify(self, request, context):  # noqa: N802
-    return _grpc_call(self._server, "classify", request.model_spec, context,
-                      lambda servable: inference.classify(servable, request))
+  async def Classify(self, request, context):  # noqa: N802
+    return await _grpc_call(context, self._server.handle_async(
+        "classify", request.model_spec, lambda servable: inference.classify(servable, request)))
 
-  def Regress(self, request, context):  # noqa: N802
-    return _grpc_call(self._server, "regress", request.model_spec, context,
-                      lambda servable: inference.regress(servable, request))
+  async def Regress(self, request, context):  # noqa: N802
+    return await _grpc_call(context, self._server.handle_async(
+        "regress", request.model_spec, lambda servable: inference.regress(servable, request)))
 
-  def MultiInference(self, request, context):  # noqa: N802
+  async def MultiInference(self, request, context):  # noqa: N802
     spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
-    return _grpc_call(self._server, "multi_inference", spec, context,
-                      lambda servable: inference.multi_inference(servable, request))
+    return await _grpc_call(context, self._server.handle_async(
+        "multi_inference", spec, lambda servable: inference.multi_inference(servable, request)))
 
-  def GetModelMetadata(self, request, context):  # noqa: N802
-    return _grpc_call(self._server, "get_model_metadata", request.model_spec, context,
-                      lambda servable: inference.metadata(servable, request))
+  async def GetModelMetadata(self, request, context):  # noqa: N802
+    return await _grpc_call(context, self._server.handle_async(
+        "get_model_metadata", request.model_spec, lambda servable: inference.metadata(servable, request)))
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -232,22 +266,20 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
   def __init__(self, server: ModelServer):
     self._server = server
 
-  def GetModelStatus(self, request, context):  # noqa: N802
+  async def GetModelStatus(self, request, context):  # noqa: N802
     try:
       statuses = self._server.manager.status(request.model_spec)
     except errors.ServingError as e:
-      context.abort(e.code, e.message)
+      await context.abort(e.code, e.message)
     return get_model_status_pb2.GetModelStatusResponse(model_version_status=statuses)
 
-  def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-    response = model_management_pb2.ReloadConfigResponse()
-    try:
-      self._server.reload_config(request.config)
+  async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+    loop = asyncio.get_running_loop()
+    try:  # loading takes seconds: off the event loop
+      await loop.run_in_executor(self._server.executor, self._server.reload_config, request.config)
     except errors.ServingError as e:
-      response.status.error_code = e.code.value[0]
-      response.status.error_message = e.message
-      context.abort(e.code, e.message)
-    return response
+      await context.abort(e.code, e.message)
+    return model_management_pb2.ReloadConfigResponse()  # status OK
 
 
 def parse_channel_arguments(text: str) -> Tuple[Tuple[str, object], ...]:

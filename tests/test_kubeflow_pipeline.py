@@ -5,7 +5,7 @@ import importlib
 import json
 import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List
 
 import pytest
@@ -181,6 +181,19 @@ def test_beam_args_of_the_config_reach_every_beam_step(config):
   for step in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
     args = executors[f"{step}_executor"]["container"]["args"]
     assert args[-len(dataflow):] == list(dataflow), step
+
+
+def test_the_image_matches_what_the_spec_expects_of_it():
+  import tfx
+
+  instructions = [line.split(maxsplit=1) for line in (REPO / "kubeflow" / "Dockerfile").read_text().splitlines()
+                  if line and not line.startswith(("#", " "))]
+  # The steps run TFX's executor entry points of the version that compiled the spec.
+  assert ["FROM", f"tensorflow/tfx:{tfx.__version__}"] in instructions
+  (workdir,) = [PurePosixPath(arg) for instruction, arg in instructions if instruction == "WORKDIR"]
+  assert ["COPY", "schema schema"] in instructions
+  assert workdir / "schema" == PurePosixPath(kubeflow_runner.IMAGE_SCHEMA_DIR)
+  assert any(instruction == "ENV" and "TF_USE_LEGACY_KERAS=0" in arg for instruction, arg in instructions)
 
 
 def test_json_output_holds_the_same_spec(spec, tmp_path):

@@ -390,12 +390,50 @@ def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
   assert all(0.0 <= head.metrics["auc"] <= 1.0 for head in earlier.heads)
   liked = next(head for head in earlier.heads if head.head == "liked")
   interaction = next(head for head in earlier.heads if head.head == "interaction")
-  # `liked` counts rated eval examples only, `interaction` every eval example.
+  # `interaction` counts every eval example, `liked` (weighted by `interaction`) the rated ones only.
   assert interaction.metrics["example_count"] == prepared.rows["eval"]
-  assert liked.metrics["weighted_example_count"] < interaction.metrics["example_count"]
+  sampled = next(s for s in interaction.slices if s.label == "is_sampled=1")
+  assert 0 < sampled.example_count < prepared.rows["eval"]
+  assert liked.metrics["example_count"] == prepared.rows["eval"] - sampled.example_count
   assert {s.feature for s in liked.slices} == {"genres", "is_sampled", "user_activity"}
   ncf, popular = earlier.ranking
   assert ncf.users == popular.users > 0 and ncf.k == 10
   assert 0.0 <= ncf.hit_rate <= 1.0 and 0.0 <= ncf.ndcg <= ncf.hit_rate
   with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
     run_artifacts.load_run_report(metadata_path, "nope")
+
+
+def test_anomalies_are_read_from_the_artifact_most_severe_first(tmp_path):
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
+  from tfx.components.example_validator import executor
+  from tfx.types import artifact_utils, standard_artifacts
+
+  from pipeline import run_artifacts
+
+  artifact = standard_artifacts.ExampleAnomalies()
+  artifact.uri = str(tmp_path)
+  artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  found = {"train": {"rating": anomalies_pb2.AnomalyInfo.WARNING},
+           "eval": {"genres": anomalies_pb2.AnomalyInfo.ERROR, "user_id": anomalies_pb2.AnomalyInfo.WARNING}}
+  for split, by_feature in found.items():
+    proto = anomalies_pb2.Anomalies()
+    for feature, severity in by_feature.items():
+      info = proto.anomaly_info[feature]
+      info.severity = severity
+      info.reason.add(short_description=f"odd {feature}", description=f"{feature} is odd in {split}")
+    path = Path(artifact_utils.get_split_uri([artifact], split)) / executor.DEFAULT_FILE_NAME
+    path.parent.mkdir(parents=True)
+    path.write_bytes(proto.SerializeToString())
+
+  anomalies = run_artifacts.read_anomalies(artifact)
+
+  assert [(a.split, a.feature, a.severity) for a in anomalies] == [
+      ("eval", "genres", "ERROR"), ("eval", "user_id", "WARNING"), ("train", "rating", "WARNING")]
+  assert anomalies[0].description == "odd genres: genres is odd in eval"
+
+
+def test_summary_lines_name_the_verdict_and_numbers():
+  lines = report.summary_lines(made_up_report())
+  assert lines[0].endswith("blessed, pushed version 1764273600")
+  assert "AUC interaction: 0.7900 (baseline 0.7800)" in lines
+  assert "most popular: HR@10 0.4500, NDCG@10 0.2500 (60 users)" in lines

@@ -9,8 +9,8 @@ from serving import config_files
 from serving import flags
 from serving import launcher
 from serving.protos import batching_parameters_pb2
+from tests.serving_fixtures import REPO
 from tests.serving_fixtures import tf_serving_testdata
-from tests.test_serving_ncf import REPO
 
 CONFIG_DIR = REPO / "serving" / "config"
 
@@ -90,6 +90,14 @@ def test_resolve_model_config_for_a_local_serving_dir(tmp_path, on_disk, stable,
   assert config.model_config_list.config[0].base_path == "/models/ncf"  # the input is left alone
 
 
+def test_grpc_channel_arguments():
+  from serving.server import parse_channel_arguments  # pylint: disable=import-outside-toplevel
+  assert parse_channel_arguments("grpc.max_receive_message_length=1000, grpc.primary_user_agent=x") == (
+      ("grpc.max_receive_message_length", 1000), ("grpc.primary_user_agent", "x"))
+  with pytest.raises(config_files.ConfigFileError, match="key=value"):
+    parse_channel_arguments("grpc.keepalive")
+
+
 def serve_args(argv):
   parser = argparse.ArgumentParser()
   flags.add_server_flags(parser)
@@ -107,12 +115,22 @@ def test_flags_have_tensorflow_model_server_names_and_defaults():
   assert flags.options_from_args(serve_args(["--port=9000", "--rest_api_port", "9001"])).rest_api_port == 9001
 
 
+class Exec(Exception):
+  """Stands in for os.execv, which never returns."""
+
+
 def test_auto_execs_tensorflow_model_server_when_installed(monkeypatch):
   calls = []
+
+  def execv(path, argv):
+    calls.append((path, argv))
+    raise Exec
+
   monkeypatch.setattr(launcher.shutil, "which", lambda name: f"/opt/bin/{name}")
-  monkeypatch.setattr(launcher.os, "execv", lambda path, argv: calls.append((path, argv)))
-  launcher.serve(serve_args(["--port=9000", "--model_name=ncf", "--model_base_path=/models/ncf",
-                             "--enable_batching"]))
+  monkeypatch.setattr(launcher.os, "execv", execv)
+  with pytest.raises(Exec):
+    launcher.serve(serve_args(["--port=9000", "--model_name=ncf", "--model_base_path=/models/ncf",
+                               "--enable_batching"]))
   assert calls == [("/opt/bin/tensorflow_model_server", [
       "/opt/bin/tensorflow_model_server", "--port=9000", "--model_name=ncf", "--model_base_path=/models/ncf",
       "--enable_batching=true"])]

@@ -23,12 +23,12 @@ from pipeline import cli
 from serving import demo
 from serving.client import ServingClient
 from serving.loadtest import run_loadtest
+from tests.serving_fixtures import REPO
 from tests.serving_fixtures import predict_request
 from tests.serving_fixtures import publish_version
 from tests.serving_fixtures import running_server
 from tests.serving_fixtures import wait_until
 
-REPO = Path(__file__).resolve().parents[1]
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
 USERS = [str(i) for i in range(1, 61)]  # export_tiny_ncf_model's vocabulary
 MOVIES = [str(i) for i in range(1, 41)]
@@ -61,7 +61,8 @@ def server(export_dir, tmp_path_factory):
   base.mkdir()
   publish_version(export_dir, base, 1)
   with running_server(model_name="ncf", model_base_path=str(base), enable_batching=True,
-                      batching_parameters_file=str(BATCHING_FILE), file_system_poll_wait_seconds=0) as running:
+                      batching_parameters_file=str(BATCHING_FILE), file_system_poll_wait_seconds=0,
+                      rest_api_port=-1) as running:
     yield running
 
 
@@ -101,6 +102,19 @@ def test_output_filter_returns_only_the_named_outputs(target, in_process):
   assert set(response.outputs) == {"score"}
   np.testing.assert_array_equal(tf.make_ndarray(response.outputs["score"]),
                                 in_process_call(in_process["predict"], user_id=["3"], movie_id=["5"])["score"])
+
+
+def test_rest_row_format_with_named_string_inputs(server, in_process):
+  import urllib.request  # pylint: disable=import-outside-toplevel
+  body = {"signature_name": "predict", "instances": [{"user_id": "2", "movie_id": "3"},
+                                                     {"user_id": "2", "movie_id": "4"}]}
+  request = urllib.request.Request(f"http://localhost:{server.rest_port}/v1/models/ncf:predict",
+                                   data=json.dumps(body).encode(), method="POST")
+  with urllib.request.urlopen(request, timeout=30) as response:
+    predictions = json.loads(response.read())["predictions"]
+  expected = in_process_call(in_process["predict"], user_id=["2", "2"], movie_id=["3", "4"])
+  assert sorted(predictions[0]) == ["interaction", "liked", "score"]
+  np.testing.assert_array_equal(np.array([p["score"] for p in predictions], np.float32), expected["score"])
 
 
 def test_concurrent_predicts_are_not_mixed_up(target, in_process):

@@ -1,0 +1,61 @@
+"""Runs the whole pipeline from an empty pipeline root and prints one JSON object: wall time per component
+(from ML Metadata), both heads' AUCs (TFMA), and HR@K / NDCG@K of the trained model next to the most-popular
+baseline (pipeline/ranking.py).
+
+Usage (every `recsys pipeline run` flag is accepted):
+  .venv/bin/python bench/pipeline_bench.py --dataset ml-100k --data-dir ../shared/data/movielens/ml-100k \
+      --pipeline-root /tmp/bench/ml100k --examples-dir /tmp/bench/ml100k-examples --serving-dir /tmp/bench/serving
+  .venv/bin/python bench/pipeline_bench.py --synthetic-ratings 1000000 --beam-mode multi_processing --beam-workers 2 ...
+"""
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "0"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline import pipeline_cli  # noqa: E402
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  pipeline_cli.add_config_arguments(parser)
+  parser.add_argument("--beam-arg", action="append", metavar="ARG")
+  parser.add_argument("--keep-root", action="store_true",
+                      help="Reuse the pipeline root (cached components) instead of starting empty.")
+  args = parser.parse_args()
+  config = pipeline_cli.config_from_args(args)
+
+  from pipeline import local_runner
+  from pipeline import ranking
+  from pipeline import summary
+  from pipeline.prepare import prepare_examples
+
+  if not args.keep_root:
+    shutil.rmtree(config.pipeline_root, ignore_errors=True)
+  start = time.monotonic()
+  prepared = prepare_examples(config.data, config.examples_dir)
+  prepare_seconds = time.monotonic() - start
+  local_runner.run(config)
+  run_seconds = time.monotonic() - start - prepare_seconds
+  run = summary.summarize(config)
+  quality = ranking.evaluate(Path(run.model_path), config.examples_dir, k=10)
+  print(json.dumps({
+      "benchmark": "pipeline run", "dataset": config.data.dataset, "rows": prepared.rows,
+      "beam_args": list(config.beam_args), "epochs": config.train.epochs,
+      "prepare_seconds": round(prepare_seconds, 1), "pipeline_seconds": round(run_seconds, 1),
+      "component_seconds": {name: round(c.seconds, 1) for name, c in run.components.items()},
+      "auc": {head: auc.value for head, auc in run.auc.items()}, "ranking": quality, "blessed": run.blessed,
+      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+  }, indent=2))
+
+
+if __name__ == "__main__":
+  main()

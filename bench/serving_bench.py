@@ -1,0 +1,177 @@
+"""Serving latency and throughput, measured side by side in one run; prints one JSON object.
+
+On one NCF SavedModel it measures: the in-process SavedModel call (the floor), Predict 1 user x 1 movie at
+concurrency 1, `recommend` top-K over the whole catalog at concurrency 1, and throughput with 32 concurrent
+callers with batching on (serving/config/batching_parameters.txt) and off. The server runs in its own process
+(`recsys serve --server embedded`) and the load comes from this one, as a client would.
+
+Usage:
+  .venv/bin/python bench/serving_bench.py                      # ml-100k-shaped model (943 users, 1682 movies)
+  .venv/bin/python bench/serving_bench.py --model_dir out/serving/ncf/<version>   # e.g. the model `make run` pushed
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+os.environ["TF_USE_LEGACY_KERAS"] = "0"
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from serving.loadtest import run_loadtest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
+ML100K_USERS, ML100K_MOVIES, ML100K_RATINGS_PER_USER = 943, 1682, 106  # ml-100k: 100,000 ratings
+
+
+def build_ml100k_shaped_model(export_dir: Path) -> None:
+  """Trains the project's NeuMF (default ModelConfig) for one epoch on made-up ratings with ml-100k's shape
+  and exports it exactly like the pipeline; latency depends on the shapes, not on what was learned."""
+  from components import model_export  # pylint: disable=import-outside-toplevel
+  from components import testdata  # pylint: disable=import-outside-toplevel
+  from components import trainer  # pylint: disable=import-outside-toplevel
+  from pipeline.config import ModelConfig, TrainConfig  # pylint: disable=import-outside-toplevel
+  import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
+
+  shape = testdata.TinyData(users=ML100K_USERS, movies=ML100K_MOVIES, ratings_per_user=ML100K_RATINGS_PER_USER,
+                            eval_ratings_per_user=1, eval_negatives=0)
+  with tempfile.TemporaryDirectory() as work:
+    work_dir = Path(work)
+    testdata.write_examples(testdata.make_examples(shape), work_dir / "raw")
+    transform_dir, transformed_train = testdata.run_transform(work_dir / "raw", work_dir / "transform")
+    tf_transform_output = tft.TFTransformOutput(str(transform_dir))
+    train_config = TrainConfig(epochs=1)
+    model, _ = trainer.train_model([transformed_train], tf_transform_output, testdata.tfrecord_dataset_factory,
+                                   ModelConfig(), train_config)
+    model_export.export_serving_model(model, tf_transform_output, export_dir, train_config, "ncf")
+
+
+def percentiles_ms(seconds: List[float]) -> Dict[str, float]:
+  values = np.array(seconds) * 1e3
+  return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99)),
+          "mean": float(values.mean())}
+
+
+def in_process_floor(model_dir: Path, users: List[str], movies: List[str], calls: int) -> Dict[str, Dict]:
+  """Times the SavedModel's own signatures in this process (no server, no serialization)."""
+  signatures = tf.saved_model.load(str(model_dir)).signatures
+  results = {}
+  for name, make_inputs in (
+      ("predict_1x1", lambda i: {"user_id": tf.constant([users[i % len(users)]]),
+                                 "movie_id": tf.constant([movies[i % len(movies)]])}),
+      ("recommend", lambda i: {"user_id": tf.constant([users[i % len(users)]])})):
+    signature = signatures[name.split("_")[0]]
+    for i in range(50):  # warm up
+      signature(**make_inputs(i))
+    times = []
+    for i in range(calls):
+      inputs = make_inputs(i)
+      started = time.perf_counter()
+      outputs = signature(**inputs)
+      {key: value.numpy() for key, value in outputs.items()}  # pylint: disable=expression-not-assigned
+      times.append(time.perf_counter() - started)
+    results[name] = percentiles_ms(times)
+  return results
+
+
+class ServerProcess:
+  """`recsys serve --server embedded` on a free port, in its own process."""
+
+  def __init__(self, base_path: Path, batching: bool):
+    command = [sys.executable, "-m", "pipeline.cli", "serve", "--server", "embedded", "--port", "0",
+               "--model_name", "ncf", "--model_base_path", str(base_path), "--file_system_poll_wait_seconds", "0"]
+    if batching:
+      command += ["--enable_batching", "--batching_parameters_file", str(BATCHING_FILE)]
+    self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    line = self.process.stdout.readline()
+    port = re.search(r"Serving gRPC on port (\d+)", line)
+    if port is None:
+      self.stop()
+      sys.exit(f"the server did not start: {line!r}")
+    self.target = f"localhost:{port[1]}"
+
+  def stop(self) -> None:
+    self.process.send_signal(signal.SIGTERM)
+    self.process.wait(timeout=60)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model_dir", type=Path, default=None,
+                      help="An exported NCF SavedModel; default: build an ml-100k-shaped one (cached).")
+  parser.add_argument("--cache_dir", type=Path, default=Path.home() / ".cache" / "recsys" / "bench")
+  parser.add_argument("--seconds", type=float, default=8.0, help="Duration of each load phase.")
+  parser.add_argument("--calls", type=int, default=2000, help="In-process calls per signature.")
+  args = parser.parse_args()
+
+  model_dir = args.model_dir
+  model_source = f"--model_dir {model_dir}"
+  if model_dir is None:
+    model_dir = args.cache_dir / "ncf-ml100k-shaped"
+    model_source = ("ml-100k-shaped NeuMF (943 users x 1682 movies, default ModelConfig, 1 epoch on made-up "
+                    "ratings, exported by components.model_export.export_serving_model)")
+    if not (model_dir / "saved_model.pb").exists():
+      shutil.rmtree(model_dir, ignore_errors=True)
+      build_ml100k_shaped_model(model_dir)
+  # Ids as MovieLens (and the made-up data) spell them; ids outside a model's vocabulary take its OOV path.
+  vocab_users = [str(u) for u in range(1, ML100K_USERS + 1)]
+  vocab_movies = [str(m) for m in range(1, ML100K_MOVIES + 1)]
+
+  result = {"benchmark": "serving", "model": model_source, "machine": machine()}
+  result["in_process"] = in_process_floor(model_dir, vocab_users, vocab_movies, args.calls)
+
+  with tempfile.TemporaryDirectory() as work:
+    base = Path(work) / "ncf"
+    base.mkdir()
+    (base / "1").symlink_to(model_dir.resolve())
+    for batching in (True, False):
+      server = ServerProcess(base, batching)
+      try:
+        phases = {}
+        if batching:  # the latency targets are for the shipped configuration (batching on)
+          phases["predict_1x1_c1"] = run_loadtest(server.target, "predict", 1, args.seconds, users=vocab_users,
+                                                  movies=vocab_movies)
+          phases["recommend_c1"] = run_loadtest(server.target, "recommend", 1, args.seconds, users=vocab_users)
+        phases["predict_1x1_c32"] = run_loadtest(server.target, "predict", 32, args.seconds, users=vocab_users,
+                                                 movies=vocab_movies)
+        phases["recommend_c32"] = run_loadtest(server.target, "recommend", 32, args.seconds, users=vocab_users)
+      finally:
+        server.stop()
+      result["batching_on" if batching else "batching_off"] = {
+          name: {"qps": r.qps, "latency_ms": r.latency_ms, "errors": r.errors, "requests": r.requests}
+          for name, r in phases.items()}
+
+  on, off, floor = result["batching_on"], result["batching_off"], result["in_process"]
+  result["summary"] = {
+      "predict_1x1_p99_ms": on["predict_1x1_c1"]["latency_ms"]["p99"],
+      "predict_1x1_server_overhead_p50_ms": on["predict_1x1_c1"]["latency_ms"]["p50"] - floor["predict_1x1"]["p50"],
+      "recommend_p99_ms": on["recommend_c1"]["latency_ms"]["p99"],
+      "recommend_server_overhead_p50_ms": on["recommend_c1"]["latency_ms"]["p50"] - floor["recommend"]["p50"],
+      "predict_c32_qps_on_over_off": on["predict_1x1_c32"]["qps"] / off["predict_1x1_c32"]["qps"],
+      "recommend_c32_qps_on_over_off": on["recommend_c32"]["qps"] / off["recommend_c32"]["qps"],
+      "errors": sum(sum(p["errors"].values()) for p in list(on.values()) + list(off.values())),
+  }
+  print(json.dumps(result, indent=2))
+
+
+def machine() -> Dict[str, str]:
+  lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+  model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "")
+  return {"cpus": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
+          "tensorflow": tf.__version__}
+
+
+if __name__ == "__main__":
+  main()
