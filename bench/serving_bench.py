@@ -2,8 +2,10 @@
 
 On one NCF SavedModel it measures: the in-process SavedModel call (the floor), Predict 1 user x 1 movie at
 concurrency 1, `recommend` top-K over the whole catalog at concurrency 1, and throughput with 32 concurrent
-callers with batching on (serving/config/batching_parameters.txt) and off. The server runs in its own process
-(`recsys serve --server embedded`) and the load comes from this one, as a client would.
+callers with batching on (serving/config/batching_parameters.txt) and off. Each server runs in its own process
+(`recsys serve --server embedded`) and the load comes from this one, as a client would. The throughput phases
+alternate between the servers in short rounds and report medians, so that other work on a shared machine
+weighs on both sides alike.
 
 Usage:
   .venv/bin/python bench/serving_bench.py                      # ml-100k-shaped model (943 users, 1682 movies)
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 os.environ["TF_USE_LEGACY_KERAS"] = "0"
 
@@ -86,13 +88,13 @@ def in_process_floor(model_dir: Path, users: List[str], movies: List[str], calls
 
 
 class ServerProcess:
-  """`recsys serve --server embedded` on a free port, in its own process."""
+  """`recsys serve --server embedded` on a free port, in its own process (batching with `batching_file`)."""
 
-  def __init__(self, base_path: Path, batching: bool):
+  def __init__(self, base_path: Path, batching_file: Optional[Path]):
     command = [sys.executable, "-m", "pipeline.cli", "serve", "--server", "embedded", "--port", "0",
                "--model_name", "ncf", "--model_base_path", str(base_path), "--file_system_poll_wait_seconds", "0"]
-    if batching:
-      command += ["--enable_batching", "--batching_parameters_file", str(BATCHING_FILE)]
+    if batching_file is not None:
+      command += ["--enable_batching", "--batching_parameters_file", str(batching_file)]
     self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     line = self.process.stdout.readline()
@@ -112,8 +114,12 @@ def main() -> None:
   parser.add_argument("--model_dir", type=Path, default=None,
                       help="An exported NCF SavedModel; default: build an ml-100k-shaped one (cached).")
   parser.add_argument("--cache_dir", type=Path, default=Path.home() / ".cache" / "recsys" / "bench")
-  parser.add_argument("--seconds", type=float, default=8.0, help="Duration of each load phase.")
+  parser.add_argument("--seconds", type=float, default=8.0, help="Duration of each concurrency-1 phase.")
+  parser.add_argument("--rounds", type=int, default=5, help="Alternating rounds of the 32-caller phases.")
+  parser.add_argument("--round_seconds", type=float, default=3.0, help="Duration of each 32-caller phase.")
   parser.add_argument("--calls", type=int, default=2000, help="In-process calls per signature.")
+  parser.add_argument("--compare_batching_file", type=Path, default=None,
+                      help="Another BatchingParameters file to measure beside the shipped one (tuning).")
   args = parser.parse_args()
 
   model_dir = args.model_dir
@@ -126,44 +132,63 @@ def main() -> None:
       shutil.rmtree(model_dir, ignore_errors=True)
       build_ml100k_shaped_model(model_dir)
   # Ids as MovieLens (and the made-up data) spell them; ids outside a model's vocabulary take its OOV path.
-  vocab_users = [str(u) for u in range(1, ML100K_USERS + 1)]
-  vocab_movies = [str(m) for m in range(1, ML100K_MOVIES + 1)]
+  users = [str(u) for u in range(1, ML100K_USERS + 1)]
+  movies = [str(m) for m in range(1, ML100K_MOVIES + 1)]
 
-  result = {"benchmark": "serving", "model": model_source, "machine": machine()}
-  result["in_process"] = in_process_floor(model_dir, vocab_users, vocab_movies, args.calls)
+  result = {"benchmark": "serving", "model": model_source, "machine": machine(),
+            "batching_parameters_file": str(BATCHING_FILE.relative_to(REPO))}
+  result["in_process"] = in_process_floor(model_dir, users, movies, args.calls)
 
+  configs = {"batching_on": BATCHING_FILE, "batching_off": None}
+  if args.compare_batching_file is not None:
+    configs["batching_compared"] = args.compare_batching_file
   with tempfile.TemporaryDirectory() as work:
     base = Path(work) / "ncf"
     base.mkdir()
     (base / "1").symlink_to(model_dir.resolve())
-    for batching in (True, False):
-      server = ServerProcess(base, batching)
-      try:
-        phases = {}
-        if batching:  # the latency targets are for the shipped configuration (batching on)
-          phases["predict_1x1_c1"] = run_loadtest(server.target, "predict", 1, args.seconds, users=vocab_users,
-                                                  movies=vocab_movies)
-          phases["recommend_c1"] = run_loadtest(server.target, "recommend", 1, args.seconds, users=vocab_users)
-        phases["predict_1x1_c32"] = run_loadtest(server.target, "predict", 32, args.seconds, users=vocab_users,
-                                                 movies=vocab_movies)
-        phases["recommend_c32"] = run_loadtest(server.target, "recommend", 32, args.seconds, users=vocab_users)
-      finally:
+    servers = {name: ServerProcess(base, path) for name, path in configs.items()}
+    try:
+      on = servers["batching_on"].target
+      result["concurrency_1"] = {  # the latency targets are for the shipped configuration
+          "predict_1x1": summary(run_loadtest(on, "predict", 1, args.seconds, users=users, movies=movies)),
+          "recommend": summary(run_loadtest(on, "recommend", 1, args.seconds, users=users)),
+      }
+      rounds = {name: {"predict_1x1": [], "recommend": []} for name in servers}
+      for _ in range(args.rounds):
+        for name, server in servers.items():
+          rounds[name]["predict_1x1"].append(summary(run_loadtest(
+              server.target, "predict", 32, args.round_seconds, users=users, movies=movies)))
+          rounds[name]["recommend"].append(summary(run_loadtest(
+              server.target, "recommend", 32, args.round_seconds, users=users)))
+    finally:
+      for server in servers.values():
         server.stop()
-      result["batching_on" if batching else "batching_off"] = {
-          name: {"qps": r.qps, "latency_ms": r.latency_ms, "errors": r.errors, "requests": r.requests}
-          for name, r in phases.items()}
+  result["concurrency_32"] = {
+      name: {mode: {"median_qps": float(np.median([r["qps"] for r in runs])),
+                    "median_p99_ms": float(np.median([r["latency_ms"]["p99"] for r in runs])),
+                    "errors": sum(r["errors"] for r in runs),
+                    "qps_by_round": [round(r["qps"], 1) for r in runs]}
+             for mode, runs in by_mode.items()}
+      for name, by_mode in rounds.items()}
 
-  on, off, floor = result["batching_on"], result["batching_off"], result["in_process"]
+  c1, c32, floor = result["concurrency_1"], result["concurrency_32"], result["in_process"]
   result["summary"] = {
-      "predict_1x1_p99_ms": on["predict_1x1_c1"]["latency_ms"]["p99"],
-      "predict_1x1_server_overhead_p50_ms": on["predict_1x1_c1"]["latency_ms"]["p50"] - floor["predict_1x1"]["p50"],
-      "recommend_p99_ms": on["recommend_c1"]["latency_ms"]["p99"],
-      "recommend_server_overhead_p50_ms": on["recommend_c1"]["latency_ms"]["p50"] - floor["recommend"]["p50"],
-      "predict_c32_qps_on_over_off": on["predict_1x1_c32"]["qps"] / off["predict_1x1_c32"]["qps"],
-      "recommend_c32_qps_on_over_off": on["recommend_c32"]["qps"] / off["recommend_c32"]["qps"],
-      "errors": sum(sum(p["errors"].values()) for p in list(on.values()) + list(off.values())),
+      "predict_1x1_p99_ms": c1["predict_1x1"]["latency_ms"]["p99"],
+      "predict_1x1_server_overhead_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - floor["predict_1x1"]["p50"],
+      "recommend_p99_ms": c1["recommend"]["latency_ms"]["p99"],
+      "recommend_server_overhead_p50_ms": c1["recommend"]["latency_ms"]["p50"] - floor["recommend"]["p50"],
+      "predict_c32_qps_on_over_off": (c32["batching_on"]["predict_1x1"]["median_qps"]
+                                      / c32["batching_off"]["predict_1x1"]["median_qps"]),
+      "recommend_c32_qps_on_over_off": (c32["batching_on"]["recommend"]["median_qps"]
+                                        / c32["batching_off"]["recommend"]["median_qps"]),
+      "errors": sum(c1[m]["errors"] for m in c1) + sum(v["errors"] for by in c32.values() for v in by.values()),
   }
   print(json.dumps(result, indent=2))
+
+
+def summary(result) -> Dict:
+  return {"qps": result.qps, "latency_ms": result.latency_ms, "errors": sum(result.errors.values()),
+          "requests": result.requests}
 
 
 def machine() -> Dict[str, str]:

@@ -154,5 +154,6 @@ def run_transform(raw_dir: Path, out_dir: Path, oov_buckets: int = 1) -> Tuple[P
          | "Write" >> beam.io.WriteToTFRecord(str(out_dir / "transformed_train"), file_name_suffix=".gz"))
     _ = transform_fn | tft_beam.WriteTransformFn(str(out_dir))
   # The Transform component also keeps the raw schema; serving signatures parse raw examples with it.
-  metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema), str(out_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
+  metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
+                             str(out_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
   return out_dir, str(out_dir / "transformed_train*.gz")

@@ -57,7 +57,9 @@ class TrainConfig:
   negatives_per_positive: int = 4
   negative_sampler: Literal["uniform", "popularity"] = "uniform"
   interaction_loss_weight: float = 1.0
-  liked_loss_weight: float = 1.0
+  # Keras averages the liked loss over every pair of a batch, sampled ones included (weight 0), so with 4
+  # negatives per rated pair a weight of 5 gives each rated pair the pull it would have alone (BENCHMARKS.md).
+  liked_loss_weight: float = 5.0
   liked_blend: float = 1.0  # score = P(interaction) * P(liked) ** liked_blend
   id_dropout: float = 0.02  # share of training ids replaced by OOV so cold-start embeddings learn
   recommend_k: int = 10
@@ -85,6 +87,9 @@ class PipelineConfig:
   model_name: str = "ncf"
   schema_dir: Optional[Path] = None  # curated schema to import; None infers one with SchemaGen
   beam_args: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+  # DirectRunner processes for the Evaluator alone: TFMA's per-example, per-slice metric work dominates a local
+  # run (BENCHMARKS.md). 1 keeps `beam_args`; other runners ignore the DirectRunner flags.
+  evaluator_workers: int = 2
   data: DataConfig = DataConfig()
   model: ModelConfig = ModelConfig()
   train: TrainConfig = TrainConfig()

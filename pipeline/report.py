@@ -1,7 +1,7 @@
 """The evaluation report: one self-contained HTML file (inline CSS, figures as data URIs) plus its PNGs.
 
-`write_report` reads a pipeline run through ML Metadata (run_artifacts) and writes the report;
-`render_report` lays out an already-read RunReport.
+`write_report` = `load_report` (a pipeline run read through ML Metadata by run_artifacts) + `render_report`
+(the page and its figures for an already-read RunReport).
 """
 import base64
 import html
@@ -87,6 +87,8 @@ def render_report(report: RunReport, out: Path) -> Path:
   """Writes `report` as HTML to `out` and each figure as `<out stem>-<figure>.png` beside it; returns `out`."""
   out.parent.mkdir(parents=True, exist_ok=True)
   figures = _figures(report)
+  for stale in out.parent.glob(f"{out.stem}-*.png"):  # figures of an earlier report written to `out`
+    stale.unlink()
   for name, png in figures.items():
     out.with_name(f"{out.stem}-{name}.png").write_bytes(png)
   body = [

@@ -64,6 +64,19 @@ class CalibrationHistogram:
     return CalibrationHistogram(np.asarray(edges[:-1], float), total(self.weight), total(self.label_sum),
                                 total(self.prediction_sum))
 
+  def rebin_by_weight(self, bins: int) -> "CalibrationHistogram":
+    """Merges neighbouring buckets into about `bins` bins of similar weight (empty buckets dropped)."""
+    order = np.argsort(self.lower, kind="stable")
+    weight = self.weight[order]
+    before = np.cumsum(weight) - weight
+    index = np.minimum((before / max(weight.sum(), 1e-12) * bins).astype(int), bins - 1)
+    def total(values: np.ndarray) -> np.ndarray:
+      return np.bincount(index, weights=values[order], minlength=bins)
+    used = total(self.weight) > 0
+    lower = np.array([self.lower[order][index == i].min() if u else np.nan for i, u in enumerate(used)])
+    return CalibrationHistogram(lower[used], total(self.weight)[used], total(self.label_sum)[used],
+                                total(self.prediction_sum)[used])
+
 
 @dataclasses.dataclass(frozen=True)
 class SliceResult:

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline import report_data
-from pipeline.report_data import HeadResult, RankingScore, SliceResult, SplitStats
+from pipeline.report_data import CalibrationHistogram, HeadResult, RankingScore, SliceResult, SplitStats
 
 _COLORS = {report_data.OK: "#2f7ed8", report_data.BELOW: "#d9534f", report_data.TOO_SMALL: "#b0b0b0"}
 _DPI = 100
@@ -74,38 +74,49 @@ def curves_plot(heads: Sequence[HeadResult]) -> bytes:
 
 
 def calibration_plot(heads: Sequence[HeadResult], bins: int = 10) -> bytes:
-  """Observed label rate against mean predicted score in equal-width score bins, one panel per head."""
+  """Observed label rate against mean predicted score in `bins` bins of similar weight, one panel per head."""
   fig = Figure(figsize=(5.5 * len(heads), 4.5), dpi=_DPI, layout="constrained")
   for axis, head in zip(np.atleast_1d(fig.subplots(1, len(heads))), heads):
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     if head.calibration is not None:
-      binned = head.calibration.rebin(np.linspace(0, 1, bins + 1))
-      used = binned.weight > 0
-      predicted = binned.prediction_sum[used] / binned.weight[used]
-      observed = binned.label_sum[used] / binned.weight[used]
+      binned = head.calibration.rebin_by_weight(bins)
+      predicted = binned.prediction_sum / binned.weight
+      observed = binned.label_sum / binned.weight
       axis.plot(predicted, observed, marker="o", label=head.head)
-      for x, y, weight in zip(predicted, observed, binned.weight[used]):
-        axis.annotate(f"{weight:.0f}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
     axis.set(xlabel="mean predicted probability", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1),
-             title=f"{head.head} (numbers: weighted examples per bin)")
+             title=f"{head.head} ({bins} bins of about equal weight)")
     axis.legend(loc="upper left", fontsize=8)
   return _png(fig)
 
 
-def score_distribution_plot(heads: Sequence[HeadResult], bins: int = 40) -> bytes:
-  """Histogram of predicted scores for positive and negative examples, one panel per head."""
+def score_distribution_plot(heads: Sequence[HeadResult], bins: int = 50) -> bytes:
+  """Histogram of predicted scores for positive and negative examples, one panel per head, zoomed to the
+  scores that occur."""
   fig = Figure(figsize=(5.5 * len(heads), 4), dpi=_DPI, layout="constrained")
-  edges = np.linspace(0, 1, bins + 1)
   for axis, head in zip(np.atleast_1d(fig.subplots(1, len(heads))), heads):
+    low, high = 0.0, 1.0
     if head.calibration is not None:
+      edges = _score_edges(head.calibration, bins)
+      low, high = edges[0], edges[-1]
       binned = head.calibration.rebin(edges)
       positives, negatives = binned.label_sum, binned.weight - binned.label_sum
       axis.stairs(negatives / max(negatives.sum(), 1e-12), edges, fill=True, alpha=0.5, label="label 0")
       axis.stairs(positives / max(positives.sum(), 1e-12), edges, fill=True, alpha=0.5, label="label 1")
-    axis.set(xlabel="predicted probability", ylabel="share of the class's weighted examples",
-             title=head.head, xlim=(0, 1))
+    axis.set(xlabel="predicted probability", ylabel="share of the class's weighted examples", title=head.head)
+    axis.set_xlim(max(0.0, low - 0.05), min(1.0, high + 0.05))
     axis.legend(loc="upper center", fontsize=8)
   return _png(fig)
+
+
+def _score_edges(calibration: CalibrationHistogram, bins: int) -> np.ndarray:
+  """At most `bins` equal bins over the scores that occur, each a whole number of TFMA buckets wide (finer bins
+  would show gaps)."""
+  lower = np.sort(calibration.lower[np.isfinite(calibration.lower)])
+  bucket = float(np.median(np.diff(lower))) if lower.size > 1 else 1.0 / bins
+  occurring = np.clip(calibration.lower[(calibration.weight > 0) & np.isfinite(calibration.lower)], 0, 1)
+  low, high = (occurring.min(), occurring.max() + bucket) if occurring.size else (0.0, 1.0)
+  width = bucket * max(1, math.ceil((high - low) / bins / bucket))
+  return low + width * np.arange(math.ceil((high - low) / width) + 1)
 
 
 def rating_histogram_plot(splits: Sequence[SplitStats]) -> bytes:

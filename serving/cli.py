@@ -65,7 +65,14 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-  return launcher.serve(args)
+  from serving import batcher  # pylint: disable=import-outside-toplevel  # imports TensorFlow
+  from serving import config_files  # pylint: disable=import-outside-toplevel
+  from serving import errors  # pylint: disable=import-outside-toplevel
+  try:
+    return launcher.serve(args)
+  except (config_files.ConfigFileError, batcher.BatchingConfigError, errors.ServingError) as e:
+    print(f"error: the model server cannot start: {e}", file=sys.stderr)
+    return 1
 
 
 def _client(args: argparse.Namespace):

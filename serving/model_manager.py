@@ -260,10 +260,6 @@ class ModelManager:
         statuses.append(status)
       return statuses
 
-  def model_names(self) -> Set[str]:
-    with self._cond:
-      return set(self._models)
-
 
 def _list_versions(base_path: Path) -> Dict[int, Path]:
   """Numeric sub-folders of `base_path` -> their paths (other names are ignored, as in TF Serving)."""
@@ -295,6 +291,9 @@ def _fingerprint(path: Path) -> str:
 
 
 def _code_of(error: Exception) -> grpc.StatusCode:
-  if isinstance(error, (FileNotFoundError, OSError)):
-    return grpc.StatusCode.NOT_FOUND if isinstance(error, FileNotFoundError) else grpc.StatusCode.UNKNOWN
-  return errors.from_tf_error(error).code if hasattr(error, "error_code") else grpc.StatusCode.UNKNOWN
+  """The status a load failure is reported with: TF errors keep their code, a missing file is NOT_FOUND."""
+  if isinstance(error, FileNotFoundError):
+    return grpc.StatusCode.NOT_FOUND
+  if hasattr(error, "error_code"):
+    return errors.from_tf_error(error).code
+  return grpc.StatusCode.UNKNOWN

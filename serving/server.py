@@ -140,10 +140,11 @@ class ModelServer:
       self._rest_server.server_close()
     if self._grpc_server is not None:
       asyncio.run_coroutine_threadsafe(self._grpc_server.stop(grace_s), self._loop).result()
+      # Dropping the last reference lets grpc.aio stop its poller thread now rather than at interpreter exit.
+      self._grpc_server = None
     if self._loop is not None:
       self._loop.call_soon_threadsafe(self._loop.stop)
       self._loop_thread.join()
-      self._loop.close()
     if self._config_thread is not None:
       self._config_thread.join()
     self.manager.stop()

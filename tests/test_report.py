@@ -437,3 +437,23 @@ def test_summary_lines_name_the_verdict_and_numbers():
   assert lines[0].endswith("blessed, pushed version 1764273600")
   assert "AUC interaction: 0.7900 (baseline 0.7800)" in lines
   assert "most popular: HR@10 0.4500, NDCG@10 0.2500 (60 users)" in lines
+
+
+def test_calibration_rebin_by_weight_merges_neighbours_into_even_bins():
+  histogram = CalibrationHistogram(lower=np.array([0.3, 0.1, 0.2, 0.4, 0.9]), weight=np.array([1.0, 1, 0, 1, 1]),
+                                   label_sum=np.array([1.0, 0, 0, 1, 1]),
+                                   prediction_sum=np.array([0.3, 0.1, 0, 0.4, 0.9]))
+  binned = histogram.rebin_by_weight(2)  # by score: 0.1 (1), 0.2 (0), 0.3 (1) | 0.4 (1), 0.9 (1)
+  np.testing.assert_allclose(binned.lower, [0.1, 0.4])
+  np.testing.assert_allclose(binned.weight, [2, 2])
+  np.testing.assert_allclose(binned.label_sum, [1, 2])
+  np.testing.assert_allclose(binned.prediction_sum, [0.4, 1.3])
+
+
+def test_report_command_without_a_store_says_so(tmp_path, capsys):
+  from pipeline import cli
+
+  status = cli.main(["report", "--pipeline-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "r.html")])
+  assert status == 2
+  assert f"no ML Metadata store at {tmp_path / 'nothing' / 'metadata.sqlite'}" in capsys.readouterr().err
+  assert not (tmp_path / "r.html").exists()

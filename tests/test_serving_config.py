@@ -144,3 +144,10 @@ def test_auto_falls_back_to_the_embedded_server(monkeypatch, capsys):
   assert served[0].port == 9000 and served[0].model_base_path == "/models/ncf"
   assert launcher.serve(serve_args(["--server", "tfs", "--model_base_path=/m"])) == 2
   assert "tensorflow_model_server is not on PATH" in capsys.readouterr().err
+
+
+def test_serve_reports_a_bad_config_in_one_line(capsys):
+  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  bad = tf_serving_testdata() / "bad_model_config.txt"
+  assert cli.main(["serve", "--server", "embedded", "--port", "0", "--model_config_file", str(bad)]) == 1
+  assert f"error: the model server cannot start: {bad}: not a valid" in capsys.readouterr().err
