@@ -31,7 +31,7 @@ run: setup
 	$(BIN)/recsys pipeline run --pipeline-root $(OUT)/pipeline --serving-dir $(OUT)/serving --demo
 
 serve: setup
-	$(BIN)/recsys serve --model_config_file serving/config/models.config --enable_batching \
+	$(BIN)/recsys serve --model_config_file serving/config/models.config --serving_dir $(OUT)/serving --enable_batching \
 	  --batching_parameters_file serving/config/batching_parameters.txt \
 	  --monitoring_config_file serving/config/monitoring.config --rest_api_port 8501
 

@@ -78,7 +78,8 @@ def summary_lines(report: RunReport) -> List[str]:
     baseline = head.baseline_metrics.get("auc")
     lines.append(f"AUC {head.head}: {_num(head.metrics.get('auc'))} (baseline {_num(baseline)})")
   for score in report.ranking:
-    lines.append(f"{score.ranker}: HR@{score.k} {score.hit_rate:.4f}, NDCG@{score.k} {score.ndcg:.4f} "
+    aucs = "".join(f", AUC {head} {auc:.4f}" for head, auc in sorted(score.auc.items()))
+    lines.append(f"{score.ranker}: HR@{score.k} {score.hit_rate:.4f}, NDCG@{score.k} {score.ndcg:.4f}{aucs} "
                  f"({score.users:,} users)")
   return lines
 
@@ -202,12 +203,16 @@ def _ranking_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
   if not report.ranking:
     return "<p>Ranking quality was not computed (no trained model in this run).</p>"
   k = report.ranking[0].k
-  rows = [(score.ranker, _num(score.hit_rate), _num(score.ndcg), f"{score.users:,}") for score in report.ranking]
+  heads = sorted({head for score in report.ranking for head in score.auc})
+  rows = [(score.ranker, _num(score.hit_rate), _num(score.ndcg), *(_num(score.auc.get(h)) for h in heads),
+           _count(score.users)) for score in report.ranking]
   return (f"<p class='note'>NCF protocol: each eval user's held-out liked movie is ranked against the same "
           f"fixed, seeded sampled movies the user has not rated; HR@{k} is the share of users whose movie is in "
           f"the top {k}, NDCG@{k} rewards higher positions. Scored through the exported model's signatures; "
-          "the most-popular baseline ranks by train-split rating count.</p>" +
-          _table(["ranker", f"HR@{k}", f"NDCG@{k}", "users"], rows) + _image(figures, "ranking"))
+          "the most-popular baseline ranks by train-split rating count. AUCs are on the Evaluator's examples "
+          "of each head (the model's from TFMA).</p>" +
+          _table(["ranker", f"HR@{k}", f"NDCG@{k}", *(f"AUC {h}" for h in heads), "users"], rows) +
+          _image(figures, "ranking"))
 
 
 def _slices_section(report: RunReport, figures: Mapping[str, bytes]) -> str:

@@ -162,6 +162,7 @@ class RankingScore:
   hit_rate: float
   ndcg: float
   users: int
+  auc: Dict[str, float]  # head -> AUC on the Evaluator's examples for that head; empty when unknown
 
 
 @dataclasses.dataclass(frozen=True)

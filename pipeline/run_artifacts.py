@@ -135,7 +135,8 @@ def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
   model, examples = found.latest(MODEL), found.latest(EXAMPLES)
   ranking: Tuple[RankingScore, ...] = ()
   if model is not None and examples is not None:
-    ranking = ranking_scores(model.uri, examples, k)
+    model_aucs = {head.head: head.metrics["auc"] for head in heads if "auc" in head.metrics}
+    ranking = ranking_scores(model.uri, examples, k, model_aucs)
   return RunReport(
       identity=_identity(found),
       blessing=blessing,
@@ -357,17 +358,24 @@ def read_anomalies(anomalies) -> Tuple[Anomaly, ...]:
   return tuple(anomaly for _, anomaly in found[:MAX_ANOMALIES])
 
 
-def ranking_scores(model_uri: str, examples, k: int) -> Tuple[RankingScore, ...]:
-  """HR@k / NDCG@k of the Trainer's serving model and the most-popular list (pipeline.ranking)."""
+def ranking_scores(model_uri: str, examples, k: int, model_aucs: Dict[str, float]) -> Tuple[RankingScore, ...]:
+  """HR@k / NDCG@k of the Trainer's serving model (pipeline.ranking) with its AUCs `model_aucs` (head -> TFMA
+  AUC), and of the most-popular list with its AUCs on the same eval examples (pipeline.popularity_auc)."""
   from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
   from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
 
+  from pipeline import popularity_auc  # pylint: disable=g-import-not-at-top
   from pipeline import ranking  # pylint: disable=g-import-not-at-top
 
+  splits = {split: artifact_utils.get_split_uri([examples], split)
+            for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT)}
   # ranking.evaluate reads <dir>/train and <dir>/eval; ExampleGen's splits live at the URIs MLMD gives.
   with tempfile.TemporaryDirectory() as layout:
-    for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT):
-      os.symlink(artifact_utils.get_split_uri([examples], split), os.path.join(layout, split))
+    for split, uri in splits.items():
+      os.symlink(uri, os.path.join(layout, split))
     result = ranking.evaluate(Path(path_utils.serving_model_path(model_uri)), Path(layout), k)
-  return tuple(RankingScore(ranker, result["k"], result[key]["hit_rate"], result[key]["ndcg"], result["users"])
-               for ranker, key in (("NCF (exported model)", "model"), ("most popular", "most_popular")))
+  popular_aucs = popularity_auc.popularity_aucs(Path(splits[features.TRAIN_SPLIT]),
+                                                Path(splits[features.EVAL_SPLIT]))
+  return tuple(RankingScore(ranker, result["k"], result[key]["hit_rate"], result[key]["ndcg"], result["users"], aucs)
+               for ranker, key, aucs in (("NCF (exported model)", "model", model_aucs),
+                                         ("most popular", "most_popular", popular_aucs)))

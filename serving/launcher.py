@@ -38,7 +38,11 @@ def resolve_model_config(config: model_server_config_pb2.ModelServerConfig,
   """A copy of `config` for local use: base paths /models/X -> serving_dir/X (absolute), and each model's
   version labels, taken in the order of the versions they name, mapped onto that many newest versions on
   disk (with one version on disk every label names it). The label that names the higher version stays on the
-  newer one, so 'stable: 1, canary: 2' becomes 'stable: <previous push>, canary: <latest push>'."""
+  newer one, so 'stable: 1, canary: 2' becomes 'stable: <previous push>, canary: <latest push>'.
+
+  Raises:
+    config_files.ConfigFileError: a model has labels but no version on disk yet.
+  """
   resolved = model_server_config_pb2.ModelServerConfig()
   resolved.CopyFrom(config)
   for model in resolved.model_config_list.config:
@@ -46,8 +50,12 @@ def resolve_model_config(config: model_server_config_pb2.ModelServerConfig,
       model.base_path = str((serving_dir / model.base_path[len(CONTAINER_MODELS_ROOT):]).resolve())
     base = Path(model.base_path)
     on_disk = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []
-    if not model.version_labels or not on_disk:
+    if not model.version_labels:
       continue
+    if not on_disk:
+      raise config_files.ConfigFileError(
+          f"model {model.name!r}: no version under {base} to put the labels {sorted(model.version_labels)} on; "
+          "push a model first (make run)")
     labels = sorted(model.version_labels.items(), key=lambda item: item[1])
     newest = on_disk[-len(labels):]
     model.version_labels.clear()

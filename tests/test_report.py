@@ -67,7 +67,8 @@ def made_up_report(with_plots: bool = True) -> RunReport:
       splits=(SplitStats("train", 9000, 60, 200, edges, rng.integers(0, 900, 10).astype(float)),
               SplitStats("eval", 6500, 60, 200, edges, rng.integers(0, 900, 10).astype(float))),
       anomalies=(Anomaly("eval", "rating", "ERROR", "Out-of-range <b>values</b>"),),
-      ranking=(RankingScore("NCF", 10, 0.61, 0.35, 60), RankingScore("most popular", 10, 0.45, 0.25, 60)),
+      ranking=(RankingScore("NCF", 10, 0.61, 0.35, 60, {"interaction": 0.79, "liked": 0.79}),
+               RankingScore("most popular", 10, 0.45, 0.25, 60, {"interaction": 0.7, "liked": 0.55})),
       auc_lower_bounds={"interaction": 0.7, "liked": 0.6},
       min_slice_examples=30.0)
 
@@ -296,15 +297,19 @@ def test_ranking_section_on_a_hand_made_case(tmp_path):
   model_uri = tmp_path / "model"
   _save_lookup_model(Path(path_utils.serving_model_path(str(model_uri))), scores)
 
-  model, popular = run_artifacts.ranking_scores(str(model_uri), examples, k=3)
+  model, popular = run_artifacts.ranking_scores(str(model_uri), examples, k=3, model_aucs={"liked": 0.5})
 
   assert (model.k, model.users, popular.users) == (3, 3, 3)
+  assert model.auc == {"liked": 0.5}
   assert model.hit_rate == pytest.approx(2 / 3)
   assert model.ndcg == pytest.approx((1 + 1 / math.log2(4)) / 3)
   # Popularity: u1's a (5) beats 4,2,1,0 -> rank 0; u2's b (3) is behind n1 (4) -> rank 1; u3's c (0) is
   # behind three and tied with n4 -> rank 3.5, a miss at 3.
   assert popular.hit_rate == pytest.approx(2 / 3)
   assert popular.ndcg == pytest.approx((1 + 1 / math.log2(3)) / 3)
+  # AUC of popularity: `interaction` over all 17 eval examples (a beats all 12 sampled, b 9 of them, d, c and e
+  # tie with the 3 n4s) = 25.5 / 60; `liked` over the 5 rated ones (a and b beat e, d and c tie with it) = 3 / 4.
+  assert popular.auc == pytest.approx({"interaction": 25.5 / 60, "liked": 0.75})
 
 
 @pytest.fixture(scope="module")
@@ -399,6 +404,8 @@ def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
   ncf, popular = earlier.ranking
   assert ncf.users == popular.users > 0 and ncf.k == 10
   assert 0.0 <= ncf.hit_rate <= 1.0 and 0.0 <= ncf.ndcg <= ncf.hit_rate
+  assert ncf.auc == {head.head: head.metrics["auc"] for head in earlier.heads}
+  assert set(popular.auc) == {"interaction", "liked"} and all(0.0 <= v <= 1.0 for v in popular.auc.values())
   with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
     run_artifacts.load_run_report(metadata_path, "nope")
 
@@ -436,7 +443,8 @@ def test_summary_lines_name_the_verdict_and_numbers():
   lines = report.summary_lines(made_up_report())
   assert lines[0].endswith("blessed, pushed version 1764273600")
   assert "AUC interaction: 0.7900 (baseline 0.7800)" in lines
-  assert "most popular: HR@10 0.4500, NDCG@10 0.2500 (60 users)" in lines
+  assert ("most popular: HR@10 0.4500, NDCG@10 0.2500, AUC interaction 0.7000, AUC liked 0.5500 (60 users)"
+          in lines)
 
 
 def test_calibration_rebin_by_weight_merges_neighbours_into_even_bins():

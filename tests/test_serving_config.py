@@ -98,6 +98,12 @@ def test_grpc_channel_arguments():
     parse_channel_arguments("grpc.keepalive")
 
 
+def test_resolve_model_config_needs_a_pushed_version(tmp_path):
+  config = config_files.read_model_server_config(CONFIG_DIR / "models.config")
+  with pytest.raises(config_files.ConfigFileError, match="push a model first"):
+    launcher.resolve_model_config(config, tmp_path)
+
+
 def serve_args(argv):
   parser = argparse.ArgumentParser()
   flags.add_server_flags(parser)
