@@ -10,7 +10,7 @@ Warmup requests for TF Serving go to assets.extra/tf_serving_warmup_requests.
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Union
 
 os.environ["TF_USE_LEGACY_KERAS"] = "0"
 
@@ -32,7 +32,7 @@ WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 WARMUP_BATCH = 4
 
 
-def _raw_id_tensor(values: tf.Tensor, spec: tf.io.FixedLenFeature) -> tf.Tensor:
+def _raw_id_tensor(values: tf.Tensor, spec: Union[tf.io.FixedLenFeature, tf.io.VarLenFeature]) -> tf.Tensor:
   """Shapes a string [B] tensor like the parsed raw feature (spec from the schema) the Transform graph expects."""
   if isinstance(spec, tf.io.VarLenFeature):
     return tf.sparse.from_dense(tf.expand_dims(values, -1))

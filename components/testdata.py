@@ -21,7 +21,9 @@ GENRE_NAMES = ("Action", "Comedy", "Drama", "Sci-Fi")
 SCHEMA_FILE = CURATED_SCHEMA_DIR / "schema.pbtxt"
 # Small enough to train in seconds on the made-up data.
 TINY_MODEL = ModelConfig(gmf_embedding_dim=8, mlp_embedding_dim=8, mlp_layers=(16, 8))
-TINY_TRAIN = TrainConfig(epochs=10, batch_size=256, learning_rate=0.01, id_dropout=0.1)
+# Four negatives per rated pair: with a few hundred ratings the popularity signal needs them.
+TINY_TRAIN = TrainConfig(epochs=10, batch_size=256, learning_rate=0.01, id_dropout=0.1, negatives_per_positive=4,
+                         liked_loss_weight=5.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -121,10 +121,6 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       schema=schema_gen.outputs["schema"],
       example_splits=[features.EVAL_SPLIT],
       eval_config=eval_config(config.eval))
-  if config.evaluator_workers > 1:
-    # Appended after the pipeline's beam_args, so these win for the Evaluator only.
-    evaluator.with_beam_pipeline_args(["--direct_running_mode=multi_processing",
-                                       f"--direct_num_workers={config.evaluator_workers}"])
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],

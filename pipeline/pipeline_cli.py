@@ -61,8 +61,6 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   beam.add_argument("--beam-mode", choices=BEAM_RUNNING_MODES, default="in_memory",
                     help="DirectRunner running mode (default %(default)s).")
   beam.add_argument("--beam-workers", type=int, default=1, help="DirectRunner workers (--direct_num_workers).")
-  beam.add_argument("--evaluator-workers", type=int, default=defaults.evaluator_workers,
-                    help="DirectRunner processes for the Evaluator alone (default %(default)s; 1: as --beam-mode).")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -79,7 +77,6 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
       schema_dir=None if args.infer_schema else args.schema_dir,
       beam_args=(f"--direct_running_mode={args.beam_mode}", f"--direct_num_workers={args.beam_workers}",
                  *(args.beam_arg or ())),  # --beam-arg: `run` adds it, `compile` (kubeflow_runner) too
-      evaluator_workers=args.evaluator_workers,
       data=data,
       model=dataclasses.replace(defaults.model, gmf_embedding_dim=args.gmf_dim, mlp_embedding_dim=args.mlp_dim,
                                 mlp_layers=tuple(args.mlp_layers), l2=args.l2),

@@ -33,8 +33,7 @@ def _config(work: Path) -> PipelineConfig:
                     synthetic_ratings=3600, eval_negatives=10)
   return PipelineConfig(
       pipeline_name="e2e-test", pipeline_root=work / "root", examples_dir=work / "examples",
-      serving_dir=work / "serving", schema_dir=CURATED_SCHEMA_DIR, evaluator_workers=1, data=data,
-      model=testdata.TINY_MODEL,
+      serving_dir=work / "serving", schema_dir=CURATED_SCHEMA_DIR, data=data, model=testdata.TINY_MODEL,
       train=testdata.TINY_TRAIN, eval=EvalConfig(min_liked_auc=0.6, min_interaction_auc=0.6,
                                                  max_auc_regression=0.01))
 
