@@ -28,7 +28,8 @@ serving/protos/%_pb2.py: serving/protos/%.proto $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. $<
 
 run: setup
-	$(BIN)/recsys pipeline run --pipeline-root $(OUT)/pipeline --serving-dir $(OUT)/serving --demo
+	$(BIN)/recsys pipeline run --pipeline-root $(OUT)/pipeline --serving-dir $(OUT)/serving \
+	  --report $(OUT)/report.html --summary-json $(OUT)/summary.json --demo
 
 serve: setup
 	$(BIN)/recsys serve --model_config_file serving/config/models.config --serving_dir $(OUT)/serving --enable_batching \

@@ -34,6 +34,7 @@ def main() -> None:
   config = pipeline_cli.config_from_args(args)
 
   from pipeline import local_runner
+  from components import features
   from pipeline import ranking
   from pipeline import summary
   from pipeline.prepare import prepare_examples
@@ -46,7 +47,8 @@ def main() -> None:
   local_runner.run(config)
   run_seconds = time.monotonic() - start - prepare_seconds
   run = summary.summarize(config)
-  quality = ranking.evaluate(Path(run.model_path), config.examples_dir, k=10)
+  quality = ranking.evaluate(Path(run.model_path), config.examples_dir / features.TRAIN_SPLIT,
+                             config.examples_dir / features.EVAL_SPLIT, k=10)
   print(json.dumps({
       "benchmark": "pipeline run", "dataset": config.data.dataset, "rows": prepared.rows,
       "beam_args": list(config.beam_args), "epochs": config.train.epochs,

@@ -56,6 +56,9 @@ def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool)
           tfma.MetricConfig(class_name="Calibration"),
           tfma.MetricConfig(class_name="MeanLabel"),
           tfma.MetricConfig(class_name="MeanPrediction"),
+          # Curves and calibration for the report (recsys report); cheap next to AUC's confusion matrices.
+          tfma.MetricConfig(class_name="ConfusionMatrixPlot", config='{"num_thresholds": 200}'),
+          tfma.MetricConfig(class_name="CalibrationPlot", config='{"num_buckets": 100}'),
       ])
 
 

@@ -107,6 +107,9 @@ def _run(args: argparse.Namespace) -> int:
   if args.summary_json:
     args.summary_json.parent.mkdir(parents=True, exist_ok=True)
     args.summary_json.write_text(json.dumps(run_summary.as_dict(), indent=2) + "\n")
+  if args.report:
+    from pipeline import report
+    print(f"report: {report.write_report(config.pipeline_root, config.metadata_path, args.report)}")
   if args.demo and run_summary.pushed_path:
     from serving.demo import run_demo
     run_demo(config.serving_dir, config.model_name, prepared.movies_csv, args.demo_user)
@@ -126,6 +129,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Extra Beam argument passed through (Dataflow/Flink/Spark runner options), e.g. "
                         "--beam-arg=--runner=FlinkRunner; repeatable.")
   run.add_argument("--summary-json", type=Path, help="Also write the end-of-run summary to this JSON file.")
+  run.add_argument("--report", type=Path, metavar="HTML",
+                   help="Also write the evaluation report of this run (HTML, PNGs beside it).")
   run.add_argument("--demo", action="store_true",
                    help="After a push, serve the model and print recommendations for --demo-user.")
   run.add_argument("--demo-user", default="1", help="User id for --demo (default %(default)s).")

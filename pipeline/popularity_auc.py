@@ -10,30 +10,15 @@ from typing import Dict
 import numpy as np
 
 from components import features
-
-
-def read_columns(split_dir: Path) -> Dict[str, np.ndarray]:
-  """movie_id (bytes [n]), interaction and liked (int64 [n]) of the GZIP tf.Examples in `split_dir`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  files = sorted(str(path) for path in Path(split_dir).glob("*.gz"))
-  if not files:
-    raise FileNotFoundError(f"no *.gz tf.Example files in {split_dir}")
-  spec = {features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
-          features.INTERACTION: tf.io.FixedLenFeature([], tf.int64),
-          features.LIKED: tf.io.FixedLenFeature([], tf.int64)}
-  batches = [batch for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65_536).map(
-      lambda records: tf.io.parse_example(records, spec)).as_numpy_iterator()]
-  return {name: np.concatenate([batch[name] for batch in batches]) for name in spec}
+from pipeline import ranking
 
 
 def popularity_aucs(train_dir: Path, eval_dir: Path) -> Dict[str, float]:
   """{"interaction": AUC, "liked": AUC} of train rating counts as scores on the eval split."""
   from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
 
-  movies, counts = np.unique(read_columns(train_dir)[features.MOVIE_ID], return_counts=True)
-  popularity = dict(zip(movies, counts))
-  evaluation = read_columns(eval_dir)
+  popularity = ranking.movie_popularity(train_dir)
+  evaluation = ranking.read_split(eval_dir, [features.MOVIE_ID, features.INTERACTION, features.LIKED])
   scores = np.array([popularity.get(movie, 0) for movie in evaluation[features.MOVIE_ID]], float)
   rated = evaluation[features.INTERACTION] == 1
   return {features.INTERACTION: float(roc_auc_score(evaluation[features.INTERACTION], scores)),

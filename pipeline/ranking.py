@@ -7,13 +7,17 @@ the same way. Tied scores count half a place, so a constant scorer is not reward
 """
 import dataclasses
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
 
 from components import features
 
 PREDICT_BATCH = 20_000
+# Scalar features read_split can read, with their tf.Example dtypes.
+COLUMN_DTYPES = {features.USER_ID: "string", features.MOVIE_ID: "string", features.RATING: "float32",
+                 features.TIMESTAMP: "int64", features.IS_SAMPLED: "int64", features.INTERACTION: "int64",
+                 features.LIKED: "int64"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,18 +34,17 @@ class RankingMetrics:
   ndcg: float
 
 
-def _read_split(examples_dir: Path, split: str) -> Dict[str, np.ndarray]:
-  """Reads the raw GZIP tf.Examples of `split` into numpy columns (ids as bytes)."""
+def read_split(split_dir: Path, names: Sequence[str]) -> Dict[str, np.ndarray]:
+  """Reads the scalar features `names` of the GZIP tf.Examples in `split_dir` into numpy columns.
+
+  Ids come back as bytes, counts and labels as int64, ratings as float32; one value per example.
+  """
   import tensorflow as tf
 
-  files = sorted(str(p) for p in (Path(examples_dir) / split).glob("*.gz"))
+  files = sorted(str(p) for p in Path(split_dir).glob("*.gz"))
   if not files:
-    raise FileNotFoundError(f"no *.gz tf.Example files under {Path(examples_dir) / split}")
-  spec = {features.USER_ID: tf.io.FixedLenFeature([], tf.string),
-          features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
-          features.RATING: tf.io.FixedLenFeature([], tf.float32),
-          features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
-          features.IS_SAMPLED: tf.io.FixedLenFeature([], tf.int64)}
+    raise FileNotFoundError(f"no *.gz tf.Example files in {split_dir}")
+  spec = {name: tf.io.FixedLenFeature([], tf.as_dtype(COLUMN_DTYPES[name])) for name in names}
   dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65_536).map(
       lambda records: tf.io.parse_example(records, spec))
   columns: Dict[str, List[np.ndarray]] = {name: [] for name in spec}
@@ -51,9 +54,16 @@ def _read_split(examples_dir: Path, split: str) -> Dict[str, np.ndarray]:
   return {name: np.concatenate(values) for name, values in columns.items()}
 
 
-def ranking_cases(examples_dir: Path) -> RankingCases:
+def movie_popularity(train_dir: Path) -> Dict[bytes, int]:
+  """Train rating count per movie id: the most-popular baseline's score."""
+  movies, counts = np.unique(read_split(train_dir, [features.MOVIE_ID])[features.MOVIE_ID], return_counts=True)
+  return dict(zip(movies, counts.tolist()))
+
+
+def ranking_cases(eval_dir: Path) -> RankingCases:
   """Builds the protocol's cases from the eval split; users without a held-out liked movie are left out."""
-  rows = _read_split(examples_dir, features.EVAL_SPLIT)
+  rows = read_split(eval_dir, [features.USER_ID, features.MOVIE_ID, features.RATING, features.TIMESTAMP,
+                               features.IS_SAMPLED])
   sampled = rows[features.IS_SAMPLED] == 1
   liked = ~sampled & (rows[features.RATING] >= features.LIKED_THRESHOLD)
   latest: Dict[bytes, tuple] = {}
@@ -94,16 +104,18 @@ def model_scores(model_dir: Path, users: np.ndarray, movies: np.ndarray) -> np.n
   return np.concatenate(scores)
 
 
-def evaluate(model_dir: Path, examples_dir: Path, k: int = 10) -> Dict[str, object]:
-  """HR@k / NDCG@k of the SavedModel and of the most-popular list on the same cases."""
-  cases = ranking_cases(examples_dir)
+def evaluate(model_dir: Path, train_dir: Path, eval_dir: Path, k: int = 10) -> Dict[str, object]:
+  """HR@k / NDCG@k of the SavedModel and of the most-popular list on the same cases.
+
+  `train_dir` and `eval_dir` hold the raw GZIP tf.Examples of the two splits (ExampleGen's Split-train and
+  Split-eval, or the data layer's train/ and eval/).
+  """
+  cases = ranking_cases(eval_dir)
   num_users, num_negatives = cases.negatives.shape
   candidates = np.concatenate([cases.positives[:, None], cases.negatives], axis=1)  # [U, 1 + N]
   scores = model_scores(model_dir, np.repeat(cases.users, 1 + num_negatives), candidates.reshape(-1))
   scores = scores.reshape(num_users, 1 + num_negatives)
-  train = _read_split(examples_dir, features.TRAIN_SPLIT)
-  movies, counts = np.unique(train[features.MOVIE_ID], return_counts=True)
-  popularity = dict(zip(movies, counts))
+  popularity = movie_popularity(train_dir)
   popular = np.vectorize(lambda movie: popularity.get(movie, 0), otypes=[np.float64])(candidates)
   model = rank_metrics(scores[:, 0], scores[:, 1:], k)
   baseline = rank_metrics(popular[:, 0], popular[:, 1:], k)

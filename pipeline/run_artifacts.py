@@ -8,7 +8,6 @@ import dataclasses
 import datetime
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -369,11 +368,8 @@ def ranking_scores(model_uri: str, examples, k: int, model_aucs: Dict[str, float
 
   splits = {split: artifact_utils.get_split_uri([examples], split)
             for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT)}
-  # ranking.evaluate reads <dir>/train and <dir>/eval; ExampleGen's splits live at the URIs MLMD gives.
-  with tempfile.TemporaryDirectory() as layout:
-    for split, uri in splits.items():
-      os.symlink(uri, os.path.join(layout, split))
-    result = ranking.evaluate(Path(path_utils.serving_model_path(model_uri)), Path(layout), k)
+  result = ranking.evaluate(Path(path_utils.serving_model_path(model_uri)), Path(splits[features.TRAIN_SPLIT]),
+                            Path(splits[features.EVAL_SPLIT]), k)
   popular_aucs = popularity_auc.popularity_aucs(Path(splits[features.TRAIN_SPLIT]),
                                                 Path(splits[features.EVAL_SPLIT]))
   return tuple(RankingScore(ranker, result["k"], result[key]["hit_rate"], result[key]["ndcg"], result["users"], aucs)

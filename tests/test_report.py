@@ -359,7 +359,7 @@ def test_report_of_a_real_pipeline_run(two_runs, tmp_path):
   page = _parse(out)
   assert page.sections == list(report.SECTIONS)
   pngs = {p.name[len("report-"):-len(".png")]: p.read_bytes() for p in out.parent.glob("report-*.png")}
-  assert {"slices-interaction", "slices-liked", "ratings", "ranking"} <= set(pngs)
+  assert {"slices-interaction", "slices-liked", "ratings", "ranking", "curves", "calibration", "scores"} <= set(pngs)
   assert set(page.images) == set(pngs)
   for name, png in pngs.items():
     _assert_png_not_blank(png, name)
