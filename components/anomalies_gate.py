@@ -4,11 +4,12 @@ ExampleValidator only records anomalies; Transform and Trainer would go on with 
 anomalies artifact and fails (so every orchestrator stops the run) with a message that names each anomaly and
 the report file to open. Transform runs after it.
 """
-from pathlib import Path
+import os
 from typing import List
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 ANOMALIES_FILE = "SchemaDiff.pb"
@@ -33,8 +34,10 @@ def check_anomalies(uri: str, split_names: List[str]) -> None:
   """Raises ExampleAnomaliesError if any split's anomalies report under `uri` is not empty."""
   problems = []
   for split in split_names:
-    report = Path(uri) / f"Split-{split}" / ANOMALIES_FILE
-    anomalies = anomalies_pb2.Anomalies.FromString(report.read_bytes())
+    # fileio, not pathlib: under Kubeflow/Vertex the artifact URI is a gs:// path.
+    report = os.path.join(uri, f"Split-{split}", ANOMALIES_FILE)
+    with fileio.open(report, "rb") as f:
+      anomalies = anomalies_pb2.Anomalies.FromString(f.read())
     lines = anomaly_lines(anomalies)
     if lines:
       problems.append(f"split '{split}' ({report}):\n    " + "\n    ".join(lines))
