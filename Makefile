@@ -11,7 +11,7 @@ OUT ?= out
 export TF_USE_LEGACY_KERAS := 0
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: setup browser run serve test bench clean
+.PHONY: setup browser run serve test clean
 
 setup: $(VENV)/.installed $(PROTOS)
 
@@ -44,9 +44,6 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest -q tests
-
-bench: setup
-	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
