@@ -16,6 +16,7 @@ from typing import Dict
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from components import features
 from pipeline import fetch, movielens, split, synthetic
@@ -105,8 +106,6 @@ def _fingerprint(data: DataConfig, source: Path) -> str:
 
 def _write_examples(path: Path, parts: list, activity: pd.Series) -> int:
   """Writes (table, is_sampled) parts as GZIP tf.Examples to `path`; returns the number written."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   total = sum(len(table) for table, _ in parts)
   progress = Progress(f"write {path.parent.name}", total, "examples", interval=5.0)
   with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
@@ -127,8 +126,6 @@ def _write_examples(path: Path, parts: list, activity: pd.Series) -> int:
 def _example(user: int, movie: int, genres: str, rating: float, timestamp: int, activity: str,
              is_sampled: bool):
   """One (user, movie) pair as a tf.Example with the features named in components.features."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   def text(*values: str) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
 

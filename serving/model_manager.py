@@ -102,11 +102,15 @@ class ModelManager:
 
   def poll(self) -> None:
     """One file-system poll of every model."""
+    self._for_each_model(self._poll_model)
+
+  def _for_each_model(self, action) -> None:
+    """Runs `action(name)` for every model, holding the poll lock so polls and stop() never interleave."""
     with self._poll_lock:
       with self._cond:
         names = list(self._models)
       for name in names:
-        self._poll_model(name)
+        action(name)
 
   def start_polling(self, interval_s: float) -> None:
     """Polls every `interval_s` seconds in a thread until stop(); 0 disables periodic polling (as in TF)."""
@@ -125,11 +129,7 @@ class ModelManager:
     self._stop.set()
     if self._thread is not None:
       self._thread.join()
-    with self._poll_lock:
-      with self._cond:
-        names = list(self._models)
-      for name in names:
-        self._unload_all(name)
+    self._for_each_model(self._unload_all)
 
   def _poll_model(self, name: str) -> None:
     with self._cond:
