@@ -76,6 +76,10 @@ class EvalConfig:
   min_liked_auc: float = 0.6
   min_interaction_auc: float = 0.7
   max_auc_regression: float = 0.01
+  # The baseline is the latest blessed model other than the candidate, so that an identical re-run is fully
+  # cached (components/baseline.py). False uses TFX's LatestBlessedModelStrategy, the only one besides
+  # LatestArtifactStrategy that the Kubeflow V2 compiler accepts.
+  baseline_excludes_candidate: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

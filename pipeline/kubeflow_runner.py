@@ -95,8 +95,10 @@ def parameterize(tfx_pipeline: "tfx_pipeline_lib.Pipeline") -> List["data_types.
 
 
 def kubeflow_config(config: PipelineConfig) -> PipelineConfig:
-  """`config` with the paths a container can resolve: the curated schema as the image holds it."""
-  return dataclasses.replace(config, schema_dir=IMAGE_SCHEMA_DIR if config.schema_dir else None)
+  """`config` with the paths a container can resolve (the curated schema as the image holds it) and the
+  baseline strategy the KFP v2 compiler supports (TFX's LatestBlessedModelStrategy)."""
+  return dataclasses.replace(config, schema_dir=IMAGE_SCHEMA_DIR if config.schema_dir else None,
+                             eval=dataclasses.replace(config.eval, baseline_excludes_candidate=False))
 
 
 def compile_pipeline(config: PipelineConfig, image: str) -> "pipeline_spec_pb2.PipelineSpec":

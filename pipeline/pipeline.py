@@ -7,6 +7,7 @@ from typing import List
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components import baseline
 from components import features
 from components.anomalies_gate import AnomaliesGate
 from pipeline.config import EvalConfig, PipelineConfig
@@ -77,6 +78,18 @@ def eval_config(config: EvalConfig) -> tfma.EvalConfig:
       ])
 
 
+def _baseline_resolver(config: EvalConfig, candidate: tfx.dsl.Channel) -> tfx.dsl.Resolver:
+  """The Resolver of the Evaluator's baseline: the latest blessed model (other than `candidate` if configured)."""
+  channels = {baseline.MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+              baseline.MODEL_BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)}
+  if config.baseline_excludes_candidate:
+    strategy = baseline.LatestBlessedOtherModelStrategy
+    channels[baseline.CANDIDATE] = candidate
+  else:
+    strategy = tfx.dsl.experimental.LatestBlessedModelStrategy
+  return tfx.dsl.Resolver(strategy_class=strategy, **channels).with_id("latest_blessed_model_resolver")
+
+
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   """Builds the pipeline for `config`; runners only choose the orchestrator (see local_runner.py)."""
   example_gen = tfx.components.ImportExampleGen(
@@ -112,11 +125,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
       eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
       custom_config=trainer_custom_config(config))
-  baseline_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id("latest_blessed_model_resolver")
+  baseline_resolver = _baseline_resolver(config.eval, candidate=trainer.outputs["model"])
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs["examples"],
       model=trainer.outputs["model"],
