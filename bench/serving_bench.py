@@ -1,6 +1,7 @@
 """Serving latency and throughput, measured side by side in one run; prints one JSON object.
 
-On one NCF SavedModel it measures: the in-process SavedModel call (the floor), Predict 1 user x 1 movie at
+On one NCF SavedModel it measures: the in-process SavedModel call (the floor; for `recommend` also with 32
+users in one call, what batching can gain inside the model), Predict 1 user x 1 movie at
 concurrency 1, `recommend` top-K over the whole catalog at concurrency 1, and throughput with 32 concurrent
 callers with batching on (serving/config/batching_parameters.txt) and off. Each server runs in its own process
 (`recsys serve --server embedded`) and the load comes from this one, as a client would. The throughput phases
@@ -35,6 +36,7 @@ from serving.loadtest import run_loadtest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
 ML100K_USERS, ML100K_MOVIES, ML100K_RATINGS_PER_USER = 943, 1682, 106  # ml-100k: 100,000 ratings
+IN_PROCESS_BATCH = 32  # the callers of the throughput phases
 
 
 def build_ml100k_shaped_model(export_dir: Path) -> None:
@@ -69,10 +71,14 @@ def in_process_floor(model_dir: Path, users: List[str], movies: List[str], calls
   """Times the SavedModel's own signatures in this process (no server, no serialization)."""
   signatures = tf.saved_model.load(str(model_dir)).signatures
   results = {}
+  batch = IN_PROCESS_BATCH
   for name, make_inputs in (
       ("predict_1x1", lambda i: {"user_id": tf.constant([users[i % len(users)]]),
                                  "movie_id": tf.constant([movies[i % len(movies)]])}),
-      ("recommend", lambda i: {"user_id": tf.constant([users[i % len(users)]])})):
+      ("recommend", lambda i: {"user_id": tf.constant([users[i % len(users)]])}),
+      # What batching can gain inside the model: `recommend` for 32 users in one call (per call, not per user).
+      (f"recommend_batch_{batch}", lambda i: {"user_id": tf.constant(
+          [users[(i * batch + j) % len(users)] for j in range(batch)])})):
     signature = signatures[name.split("_")[0]]
     for i in range(50):  # warm up
       signature(**make_inputs(i))
@@ -177,6 +183,9 @@ def main() -> None:
       "predict_1x1_server_overhead_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - floor["predict_1x1"]["p50"],
       "recommend_p99_ms": c1["recommend"]["latency_ms"]["p99"],
       "recommend_server_overhead_p50_ms": c1["recommend"]["latency_ms"]["p50"] - floor["recommend"]["p50"],
+      # The most batching could gain for `recommend` with no server cost at all: 1-user calls vs 32-user calls.
+      "recommend_in_process_batch_gain": (IN_PROCESS_BATCH * floor["recommend"]["p50"]
+                                          / floor[f"recommend_batch_{IN_PROCESS_BATCH}"]["p50"]),
       "predict_c32_qps_on_over_off": (c32["batching_on"]["predict_1x1"]["median_qps"]
                                       / c32["batching_off"]["predict_1x1"]["median_qps"]),
       "recommend_c32_qps_on_over_off": (c32["batching_on"]["recommend"]["median_qps"]

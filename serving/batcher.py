@@ -3,6 +3,7 @@
 Concurrent requests are concatenated on dimension 0, padded up to the next allowed batch size (with copies of
 the first row, as TF Serving pads), run once, and the outputs are split back to their requests.
 """
+import asyncio
 import concurrent.futures
 import dataclasses
 import itertools
@@ -93,19 +94,26 @@ class BatchingOptions:
 
 
 class _Task:
-  """One request (or, with large batch splitting, all pieces of one) waiting for its outputs."""
+  """One request (or, with large batch splitting, all pieces of one) waiting for its outputs.
 
-  def __init__(self, inputs: Arrays, size: int):
+  Its future is a concurrent.futures.Future, or an asyncio.Future of `loop` for callers on an event loop.
+  """
+
+  def __init__(self, inputs: Arrays, size: int, loop: Optional[asyncio.AbstractEventLoop] = None):
     self.inputs = inputs
     self.size = size
     self.enqueued_at = time.monotonic()
     self.pieces_left = 0
     self.outputs: Dict[int, Arrays] = {}  # piece offset -> outputs
     self.error: Optional[BaseException] = None
-    self.future: concurrent.futures.Future = concurrent.futures.Future()
+    self.loop = loop
+    self.future = loop.create_future() if loop is not None else concurrent.futures.Future()
 
-  def finish(self) -> None:
-    """Resolves the future with the pieces' outputs joined in order (or with the first error)."""
+  def resolve(self) -> None:
+    """Sets the future to the pieces' outputs joined in order (or to the first error); on an asyncio future,
+    call it on the future's loop. A future already done (its caller went away) is left alone."""
+    if self.future.done():
+      return
     if self.error is not None:
       self.future.set_exception(self.error)
       return
@@ -115,6 +123,24 @@ class _Task:
     else:
       self.future.set_result({key: np.concatenate([self.outputs[o][key] for o in offsets])
                               for key in self.outputs[offsets[0]]})
+
+
+def _resolve_all(tasks: List[_Task]) -> None:
+  for task in tasks:
+    task.resolve()
+
+
+def _resolve(tasks: List[_Task]) -> None:
+  """Resolves finished tasks: concurrent futures here, asyncio futures with one call per event loop, so a
+  batch wakes the gRPC event loop once rather than once per request."""
+  by_loop: Dict[asyncio.AbstractEventLoop, List[_Task]] = {}
+  for task in tasks:
+    if task.loop is None:
+      task.resolve()
+    else:
+      by_loop.setdefault(task.loop, []).append(task)
+  for loop, group in by_loop.items():
+    loop.call_soon_threadsafe(_resolve_all, group)
 
 
 @dataclasses.dataclass
@@ -179,6 +205,14 @@ class BatchQueue:
       ServingError: INVALID_ARGUMENT when the request is larger than max_batch_size or its inputs disagree on
         dimension 0, UNAVAILABLE when the queue already holds max_enqueued_batches batches.
     """
+    return self._submit(inputs, loop=None)
+
+  def submit_async(self, inputs: Arrays) -> asyncio.Future:
+    """submit_future() for a caller on a running event loop: an asyncio.Future of that loop. Raises as
+    submit_future()."""
+    return self._submit(inputs, asyncio.get_running_loop())
+
+  def _submit(self, inputs: Arrays, loop: Optional[asyncio.AbstractEventLoop]):
     sizes = {array.shape[0] if array.ndim else None for array in inputs.values()}
     if len(sizes) != 1 or None in sizes:
       raise errors.invalid_argument(
@@ -189,9 +223,10 @@ class BatchQueue:
       raise errors.invalid_argument(
           f"Task size {size} is larger than maximum input batch size {self._options.max_batch_size} "
           f"({self._name})")
-    task = _Task(inputs, size)
+    task = _Task(inputs, size, loop)
     if size == 0:
-      task.future.set_result(self._run_fn(inputs))
+      task.outputs[0] = self._run_fn(inputs)
+      task.resolve()
       return task.future
     with self._cond:
       if self._closed:
@@ -257,14 +292,14 @@ class BatchQueue:
       except BaseException as e:  # pylint: disable=broad-except  # delivered to every waiting request
         for piece in batch.pieces:
           piece.task.error = e
-          self._finish_piece(piece)
+        _resolve([piece.task for piece in batch.pieces if self._finish_piece(piece)])
         continue
       offset = 0
       for piece in batch.pieces:
         piece.task.outputs[piece.start] = {key: value[offset:offset + piece.size]
                                            for key, value in outputs.items()}
         offset += piece.size
-        self._finish_piece(piece)
+      _resolve([piece.task for piece in batch.pieces if self._finish_piece(piece)])
       if self._on_batch is not None:
         self._on_batch(BatchStats(batch.size, self._options.padded_size(batch.size),
                                   tuple(started - piece.task.enqueued_at for piece in batch.pieces)))
@@ -289,12 +324,11 @@ class BatchQueue:
             f"return the batch ({padded}) on dimension 0")
     return outputs
 
-  def _finish_piece(self, piece: _Piece) -> None:
+  def _finish_piece(self, piece: _Piece) -> bool:
+    """Counts `piece` done; True when it was its task's last."""
     with self._cond:  # pieces of one task may finish on different batch threads
       piece.task.pieces_left -= 1
-      finished = piece.task.pieces_left == 0
-    if finished:
-      piece.task.finish()
+      return piece.task.pieces_left == 0
 
   def close(self) -> None:
     """Stops accepting requests, runs what is queued, and joins the batch threads."""

@@ -1,9 +1,10 @@
 """One loaded model version: its SavedModel signatures, run directly or through a batch queue per signature."""
+import asyncio
 import concurrent.futures
 import dataclasses
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Awaitable, Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -81,12 +82,12 @@ class Servable:
       return self._call(signature, inputs)
     return self._queue(signature).submit(inputs)
 
-  def submit(self, signature: Signature, inputs: Dict[str, np.ndarray],
-             executor: concurrent.futures.Executor) -> concurrent.futures.Future:
-    """Like run() without blocking: the batch queue's future, or the call on `executor` when not batched."""
+  def run_async(self, signature: Signature, inputs: Dict[str, np.ndarray],
+                executor: concurrent.futures.Executor) -> Awaitable[Dict[str, np.ndarray]]:
+    """run() for a caller on an event loop: awaits the batch queue, or the call on `executor` when not batched."""
     if self._batching is None or not signature.batchable:
-      return executor.submit(self._call, signature, inputs)
-    return self._queue(signature).submit_future(inputs)
+      return asyncio.wrap_future(executor.submit(self._call, signature, inputs))
+    return self._queue(signature).submit_async(inputs)
 
   def _call(self, signature: Signature, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     try:

@@ -217,7 +217,7 @@ class ModelServer:
     with self._track("predict", request.model_spec.name, "GRPC"), \
         self.manager.servable(request.model_spec) as servable:
       pending = inference.begin_predict(servable, request)
-      outputs = await asyncio.wrap_future(servable.submit(pending.signature, pending.inputs, self.executor))
+      outputs = await servable.run_async(pending.signature, pending.inputs, self.executor)
       return inference.finish_predict(servable, pending, outputs)
 
   async def handle_async(self, api: str, spec: model_pb2.ModelSpec,

@@ -1,4 +1,5 @@
 """The batch queue on its own: concatenation, padding, splitting, the full queue, failures."""
+import asyncio
 import concurrent.futures
 import threading
 
@@ -50,6 +51,30 @@ def test_concurrent_tasks_are_batched_and_split_back():
     np.testing.assert_array_equal(y, 2 * x)
   assert sum(run.sizes) == sum(len(x) for x in inputs) and max(run.sizes) > 1 and max(run.sizes) <= 8
   assert [s.size for s in stats] == run.sizes
+
+
+def test_async_tasks_get_their_own_rows_and_one_loop_wakeup_per_batch():
+  run = Recorder()
+  queue = batcher.BatchQueue(run, options(), "q")
+  wakeups = []
+
+  async def main():
+    loop = asyncio.get_running_loop()
+    call_soon_threadsafe = loop.call_soon_threadsafe
+    loop.call_soon_threadsafe = lambda *args: wakeups.append(args) or call_soon_threadsafe(*args)
+    inputs = [np.arange(i % 3 + 1, dtype=np.float32) + 100 * i for i in range(24)]
+    # Submitted in one go from the loop, they land in a few batches of at most 8 rows.
+    outputs = await asyncio.gather(*(queue.submit_async({"x": x}) for x in inputs))
+    return inputs, outputs
+
+  try:
+    inputs, outputs = asyncio.run(main())
+  finally:
+    queue.close()
+  for x, y in zip(inputs, outputs):
+    np.testing.assert_array_equal(y["y"], 2 * x)
+  assert len(run.sizes) < len(inputs)
+  assert len(wakeups) == len(run.sizes)  # one call into the loop per executed batch, not per request
 
 
 def test_batches_are_padded_to_the_next_allowed_size():
