@@ -207,6 +207,8 @@ def test_cli_explains_unreachable_servers_and_bad_input(target, capsys):
   free = f"localhost:{portpicker.pick_unused_port()}"
   assert cli.main(["status", "--target", free, "--timeout", "2"]) == 1
   assert f"no model server at {free}" in capsys.readouterr().err
+  assert cli.main(["loadtest", "--target", free, "--timeout", "1", "--duration", "1"]) == 1
+  assert f"no model server at {free} (not reachable in 1.0s)" in capsys.readouterr().err
   assert cli.main(["recommend", "--target", target, "--user", "1", "-k", "11"]) == 2
   assert "at most 10" in capsys.readouterr().err
   assert cli.main(["predict", "--target", target, "--model_name", "nope", "--user", "1", "--movies", "1"]) == 1
