@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import itertools
+import logging
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -16,6 +17,8 @@ import numpy as np
 
 from serving import errors
 from serving.protos import batching_parameters_pb2
+
+log = logging.getLogger(__name__)
 
 Arrays = Dict[str, np.ndarray]
 RunFn = Callable[[Arrays], Arrays]
@@ -140,7 +143,10 @@ def _resolve(tasks: List[_Task]) -> None:
     else:
       by_loop.setdefault(task.loop, []).append(task)
   for loop, group in by_loop.items():
-    loop.call_soon_threadsafe(_resolve_all, group)
+    try:
+      loop.call_soon_threadsafe(_resolve_all, group)
+    except RuntimeError:  # the loop was closed: its callers are gone, and the batch thread must live on
+      log.warning("dropped %d batched results for a closed event loop", len(group))
 
 
 @dataclasses.dataclass

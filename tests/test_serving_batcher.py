@@ -77,6 +77,26 @@ def test_async_tasks_get_their_own_rows_and_one_loop_wakeup_per_batch():
   assert len(wakeups) == len(run.sizes)  # one call into the loop per executed batch, not per request
 
 
+def test_a_closed_event_loop_does_not_stop_the_batch_thread(caplog):
+  gate = threading.Event()
+  queue = batcher.BatchQueue(Recorder(gate), options(batch_timeout_s=0), "q")
+  loop = asyncio.new_event_loop()
+
+  async def submit():
+    return queue.submit_async({"x": np.ones(1)})
+
+  try:
+    loop.run_until_complete(submit())  # queued; its batch waits at the gate while the loop goes away
+    loop.close()
+    gate.set()
+    later = queue.submit_future({"x": np.ones(2)})
+    np.testing.assert_array_equal(later.result(timeout=5)["y"], [2.0, 2.0])
+  finally:
+    gate.set()
+    queue.close()
+  assert "closed event loop" in caplog.text
+
+
 def test_batches_are_padded_to_the_next_allowed_size():
   run = Recorder()
   queue = batcher.BatchQueue(run, options(allowed_batch_sizes=(2, 4, 8)), "q")
