@@ -117,7 +117,8 @@ def _serialized_examples(request_input: input_pb2.Input) -> np.ndarray:
 
 def _run_examples(servable: Servable, signature_name: str, request_input: input_pb2.Input,
                   method: str) -> tuple:
-  """Checks `signature_name` is a `method` signature and runs it on the request's examples."""
+  """Checks `signature_name` is a `method` signature and runs it on the request's examples; returns the signature
+  and its ClassificationResult or RegressionResult."""
   signature = servable.signature(signature_name)
   kind = "classification" if method == CLASSIFY_METHOD else "regression"
   if signature.signature_def.method_name != method:
@@ -129,7 +130,9 @@ def _run_examples(servable: Servable, signature_name: str, request_input: input_
         f"Expected one input Tensor named {EXAMPLES_INPUT!r} in {kind} signature {signature.name}, got "
         f"{sorted(signature.input_specs)}")
   examples = _serialized_examples(request_input)
-  return signature, servable.run(signature, {EXAMPLES_INPUT: examples}), len(examples)
+  outputs = servable.run(signature, {EXAMPLES_INPUT: examples})
+  build_result = _classification_result if method == CLASSIFY_METHOD else _regression_result
+  return signature, build_result(signature, outputs, len(examples))
 
 
 def _classification_result(signature: Signature, outputs: Dict[str, np.ndarray],
@@ -168,20 +171,18 @@ def _regression_result(signature: Signature, outputs: Dict[str, np.ndarray],
 
 def classify(servable: Servable,
              request: classification_pb2.ClassificationRequest) -> classification_pb2.ClassificationResponse:
-  signature, outputs, n = _run_examples(servable, request.model_spec.signature_name, request.input,
-                                        CLASSIFY_METHOD)
-  response = classification_pb2.ClassificationResponse()
-  fill_model_spec(response.model_spec, servable, signature.name)
-  response.result.CopyFrom(_classification_result(signature, outputs, n))
-  return response
+  return _examples_response(servable, request, CLASSIFY_METHOD, classification_pb2.ClassificationResponse)
 
 
 def regress(servable: Servable, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
-  signature, outputs, n = _run_examples(servable, request.model_spec.signature_name, request.input,
-                                        REGRESS_METHOD)
-  response = regression_pb2.RegressionResponse()
+  return _examples_response(servable, request, REGRESS_METHOD, regression_pb2.RegressionResponse)
+
+
+def _examples_response(servable: Servable, request, method: str, response_type):
+  """A Classify or Regress response: the `method` signature's result on the request's examples."""
+  signature, result = _run_examples(servable, request.model_spec.signature_name, request.input, method)
+  response = response_type(result=result)
   fill_model_spec(response.model_spec, servable, signature.name)
-  response.result.CopyFrom(_regression_result(signature, outputs, n))
   return response
 
 
@@ -200,14 +201,11 @@ def multi_inference(servable: Servable,
                                     f"name ({request.tasks[0].model_spec.name} != {task.model_spec.name})")
     if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
       raise errors.unimplemented(f"Unsupported signature method_name: {task.method_name}")
-    signature, outputs, n = _run_examples(servable, task.model_spec.signature_name, request.input,
-                                          task.method_name)
-    result = response.results.add()
-    fill_model_spec(result.model_spec, servable, signature.name)
-    if task.method_name == CLASSIFY_METHOD:
-      result.classification_result.CopyFrom(_classification_result(signature, outputs, n))
-    else:
-      result.regression_result.CopyFrom(_regression_result(signature, outputs, n))
+    signature, result = _run_examples(servable, task.model_spec.signature_name, request.input, task.method_name)
+    entry = response.results.add()
+    fill_model_spec(entry.model_spec, servable, signature.name)
+    (entry.classification_result if task.method_name == CLASSIFY_METHOD else entry.regression_result).CopyFrom(
+        result)
   return response
 
 
