@@ -7,21 +7,20 @@ Usage (every `recsys pipeline run` flag is accepted):
       --pipeline-root /tmp/bench/ml100k --examples-dir /tmp/bench/ml100k-examples --serving-dir /tmp/bench/serving
   .venv/bin/python bench/pipeline_bench.py --synthetic-ratings 1000000 --beam-mode multi_processing --beam-workers 2 ...
 """
+import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import pipeline_cli  # noqa: E402
+from pipeline import pipeline_cli
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ Usage:
   .venv/bin/python bench/serving_bench.py                      # ml-100k-shaped model (943 users, 1682 movies)
   .venv/bin/python bench/serving_bench.py --model_dir out/serving/ncf/<version>   # e.g. the model `make run` pushed
 """
+import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
 import argparse
 import json
 import os
@@ -26,12 +27,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from serving.loadtest import run_loadtest  # noqa: E402
+from serving.loadtest import run_loadtest
 
 REPO = Path(__file__).resolve().parents[1]
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
@@ -43,9 +42,9 @@ def build_ml100k_shaped_model(export_dir: Path) -> None:
   """Trains the project's NeuMF (default ModelConfig) for one epoch on made-up ratings with ml-100k's shape
   and exports it exactly like the pipeline; latency depends on the shapes, not on what was learned."""
   from components import model_export  # pylint: disable=import-outside-toplevel
-  from components import testdata  # pylint: disable=import-outside-toplevel
+  from tests.support import testdata  # pylint: disable=import-outside-toplevel
   from components import trainer  # pylint: disable=import-outside-toplevel
-  from pipeline.config import ModelConfig, TrainConfig  # pylint: disable=import-outside-toplevel
+  from components.hparams import ModelConfig, TrainConfig  # pylint: disable=import-outside-toplevel
   import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
 
   shape = testdata.TinyData(users=ML100K_USERS, movies=ML100K_MOVIES, ratings_per_user=ML100K_RATINGS_PER_USER,

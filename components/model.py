@@ -3,7 +3,7 @@ import keras
 import numpy as np
 
 from components import features
-from pipeline.config import ModelConfig
+from components.hparams import ModelConfig
 
 INTERACTION_HEAD = features.INTERACTION
 LIKED_HEAD = features.LIKED

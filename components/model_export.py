@@ -1,34 +1,24 @@
 """Exports the NeuMF as a TF Serving SavedModel whose signatures all run the Transform graph first.
 
-Signatures (model name "ncf" by default):
-  serving_default: examples (string [B], serialized tf.Example) -> interaction, liked, score (float32 [B]);
-  predict: user_id, movie_id (string [B]) -> score, interaction, liked (float32 [B]);
-  recommend: user_id (string [B]) -> movie_ids (string [B, K]), scores (float32 [B, K]), best first, over every
-    movie of the vocabulary (OOV buckets excluded).
-Warmup requests for TF Serving go to assets.extra/tf_serving_warmup_requests.
+The signatures and their input and output names are the contract in `components/signatures.py`; `recommend`
+ranks every movie of the vocabulary (OOV buckets excluded). Warmup requests for TF Serving go to
+`signatures.WARMUP_FILE`.
 """
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Union
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-from tensorflow_serving.apis import model_pb2  # noqa: E402
-from tensorflow_serving.apis import predict_pb2  # noqa: E402
-from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
+from components import features
+from components import model as ncf_model
+from components import signatures
+from components.hparams import TrainConfig
 
-from components import features  # noqa: E402
-from components import model as ncf_model  # noqa: E402
-from pipeline.config import TrainConfig  # noqa: E402
-
-SCORE = "score"
-RECOMMENDED_MOVIE_IDS = "movie_ids"
-RECOMMENDED_SCORES = "scores"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 WARMUP_BATCH = 4
 
 
@@ -64,22 +54,22 @@ class NcfServingModule(tf.Module):
     heads = self.model({features.USER_ID: users, features.MOVIE_ID: movies}, training=False)
     interaction = heads[ncf_model.INTERACTION_HEAD]
     liked = heads[ncf_model.LIKED_HEAD]
-    return {ncf_model.INTERACTION_HEAD: interaction, ncf_model.LIKED_HEAD: liked,
-            SCORE: interaction * tf.pow(liked, self._liked_blend)}
+    return {signatures.INTERACTION_OUTPUT: interaction, signatures.LIKED_OUTPUT: liked,
+            signatures.SCORE_OUTPUT: interaction * tf.pow(liked, self._liked_blend)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES_INPUT)])
   def serve_examples(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Serialized tf.Examples [B] (only user_id and movie_id are read) -> head probabilities and score [B]."""
     return self._heads(tf.io.parse_example(examples, self._id_specs))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID),
-                                tf.TensorSpec([None], tf.string, name=features.MOVIE_ID)])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.USER_ID_INPUT),
+                                tf.TensorSpec([None], tf.string, name=signatures.MOVIE_ID_INPUT)])
   def predict(self, user_id: tf.Tensor, movie_id: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Raw ids [B], [B] -> score, interaction, liked [B]."""
     return self._heads({features.USER_ID: _raw_id_tensor(user_id, self._id_specs[features.USER_ID]),
                         features.MOVIE_ID: _raw_id_tensor(movie_id, self._id_specs[features.MOVIE_ID])})
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID)])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.USER_ID_INPUT)])
   def recommend(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Raw user ids [B] -> movie_ids (string [B, K]) and scores (float32 [B, K]), best first."""
     transformed = self.tft_layer({features.USER_ID: _raw_id_tensor(user_id, self._id_specs[features.USER_ID])})
@@ -88,10 +78,11 @@ class NcfServingModule(tf.Module):
     num_movies = tf.shape(self._movie_vocab, out_type=tf.int64)[0]
     # Every known movie for every user: [B * M] pairs, scored in one batch; OOV buckets are never candidates.
     movies = tf.tile(tf.range(num_movies), [num_users])
-    scores = tf.reshape(self._score(tf.repeat(users, tf.cast(num_movies, tf.int32)), movies)[SCORE],
+    scores = tf.reshape(self._score(tf.repeat(users, tf.cast(num_movies, tf.int32)), movies)[signatures.SCORE_OUTPUT],
                         [num_users, -1])
     top = tf.math.top_k(scores, k=self._k)
-    return {RECOMMENDED_MOVIE_IDS: tf.gather(self._movie_vocab, top.indices), RECOMMENDED_SCORES: top.values}
+    return {signatures.RECOMMENDED_MOVIE_IDS: tf.gather(self._movie_vocab, top.indices),
+            signatures.RECOMMENDED_SCORES: top.values}
 
 
 def _string_tensor(values: List[bytes]) -> tf.Tensor:
@@ -100,11 +91,12 @@ def _string_tensor(values: List[bytes]) -> tf.Tensor:
 
 def write_warmup_requests(export_dir: Path, model_name: str, users: List[bytes], movies: List[bytes]) -> Path:
   """Writes PredictionLog records for `predict` and `recommend` (TF Serving replays them before serving)."""
-  path = export_dir / WARMUP_FILE
+  path = export_dir / signatures.WARMUP_FILE
   path.parent.mkdir(parents=True, exist_ok=True)
   requests = {
-      "predict": {features.USER_ID: _string_tensor(users), features.MOVIE_ID: _string_tensor(movies)},
-      "recommend": {features.USER_ID: _string_tensor(users)},
+      signatures.PREDICT: {signatures.USER_ID_INPUT: _string_tensor(users),
+                           signatures.MOVIE_ID_INPUT: _string_tensor(movies)},
+      signatures.RECOMMEND: {signatures.USER_ID_INPUT: _string_tensor(users)},
   }
   with tf.io.TFRecordWriter(str(path)) as writer:
     for signature, inputs in requests.items():
@@ -122,32 +114,12 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
   """Saves `model` with the serving_default / predict / recommend signatures and warmup requests."""
   module = NcfServingModule(model, tf_transform_output, config.recommend_k, config.liked_blend)
   tf.saved_model.save(module, str(export_dir), signatures={
-      "serving_default": module.serve_examples.get_concrete_function(),
-      "predict": module.predict.get_concrete_function(),
-      "recommend": module.recommend.get_concrete_function(),
+      signatures.SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
+      signatures.PREDICT: module.predict.get_concrete_function(),
+      signatures.RECOMMEND: module.recommend.get_concrete_function(),
   })
   # Known ids plus one unseen id, so warmup also runs the OOV path.
   users = tf_transform_output.vocabulary_by_name(features.USER_ID)[:WARMUP_BATCH - 1] + [b"warmup-unseen-user"]
   movies = tf_transform_output.vocabulary_by_name(features.MOVIE_ID)[:WARMUP_BATCH]
   movies = (movies * WARMUP_BATCH)[:len(users)]
   write_warmup_requests(export_dir, model_name, users, movies)
-
-
-def export_tiny_ncf_model(export_dir: Path, model_name: str = "ncf") -> None:
-  """Trains a small NeuMF on made-up data for a couple of seconds and exports it exactly like the pipeline does.
-
-  For other areas' tests (serving, clients). `export_dir` receives the SavedModel (saved_model.pb, variables/,
-  assets/, assets.extra/tf_serving_warmup_requests); the known user ids are "1".."60", movie ids "1".."40".
-  """
-  from components import testdata  # Beam and tft_beam are only needed here, not at serving time.
-  from components import trainer
-
-  with tempfile.TemporaryDirectory() as work:
-    work_dir = Path(work)
-    testdata.write_examples(testdata.make_examples(), work_dir / "raw")
-    transform_dir, transformed_train = testdata.run_transform(work_dir / "raw", work_dir / "transform")
-    tf_transform_output = tft.TFTransformOutput(str(transform_dir))
-    train_config = testdata.TINY_TRAIN
-    model, _ = trainer.train_model([transformed_train], tf_transform_output, testdata.tfrecord_dataset_factory,
-                                   testdata.TINY_MODEL, train_config)
-    export_serving_model(model, tf_transform_output, Path(export_dir), train_config, model_name)

@@ -7,23 +7,21 @@ is 0 on sampled pairs). Id dropout swaps a share of ids for OOV buckets so unsee
 embeddings (close to an average user: the most popular movies).
 """
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"  # Keras 3 even when TFX loads this module on its own.
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: E402
-from tfx_bsl.public import tfxio  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx_bsl.public import tfxio
 
-from components import features  # noqa: E402
-from components import model as ncf_model  # noqa: E402
-from components import model_export  # noqa: E402
-from pipeline.config import ModelConfig, TrainConfig  # noqa: E402
+from components import features
+from components import model as ncf_model
+from components import model_export
+from components.hparams import ModelConfig, TrainConfig
 
 # (file patterns, options, schema) -> dataset of transformed feature dicts; TFX's DataAccessor.tf_dataset_factory.
 DatasetFactory = Callable[[List[str], tfxio.TensorFlowDatasetOptions, schema_pb2.Schema], tf.data.Dataset]

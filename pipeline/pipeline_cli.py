@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from pipeline import data_cli
-from pipeline.config import (CURATED_SCHEMA_DIR, EvalConfig, ModelConfig, PipelineConfig, TrainConfig)
+from components.hparams import ModelConfig, TrainConfig
+from pipeline.config import CURATED_SCHEMA_DIR, EvalConfig, PipelineConfig
 
 BEAM_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 

@@ -1,11 +1,10 @@
 """Test setup: Keras 3 before any TensorFlow import, and the optional shared data directory."""
+import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
+from pathlib import Path
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 
 def shared_dir() -> Path:

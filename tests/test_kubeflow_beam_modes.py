@@ -11,7 +11,7 @@ import pytest
 from apache_beam.runners.portability import local_job_service
 
 from components import features
-from components import testdata
+from tests.support import testdata
 from pipeline import local_runner
 from pipeline import summary
 from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig

@@ -1,23 +1,22 @@
 """NeuMF build, the Trainer's input pipeline and the exported signatures, on made-up data (about 30 s)."""
 import os
+import subprocess
+import sys
+from pathlib import Path
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_serving.apis import prediction_log_pb2
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
-
-from components import features  # noqa: E402
-from components import model as ncf_model  # noqa: E402
-from components import model_export  # noqa: E402
-from components import testdata  # noqa: E402
-from components import trainer  # noqa: E402
+from components import features
+from components import model as ncf_model
+from components import model_export
+from components import signatures
+from components import trainer
+from tests.support import testdata
+from tests.support.tiny_model import export_tiny_ncf_model
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +144,8 @@ def test_unseen_user_gets_popular_movies(trained):
 
 
 def test_warmup_requests_replay_through_the_signatures(trained):
-  path = trained["export_dir"] / model_export.WARMUP_FILE
-  signatures = []
+  path = trained["export_dir"] / signatures.WARMUP_FILE
+  replayed = []
   for record in tf.data.TFRecordDataset(str(path)):
     log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
     request = log.predict_log.request
@@ -155,8 +154,8 @@ def test_warmup_requests_replay_through_the_signatures(trained):
     outputs = trained["loaded"].signatures[request.model_spec.signature_name](
         **{name: tf.constant(value) for name, value in inputs.items()})
     assert all(tensor.shape[0] == len(inputs[features.USER_ID]) for tensor in outputs.values())
-    signatures.append(request.model_spec.signature_name)
-  assert sorted(signatures) == ["predict", "recommend"]
+    replayed.append(request.model_spec.signature_name)
+  assert sorted(replayed) == ["predict", "recommend"]
 
 
 def test_export_loads_in_a_fresh_process(trained):
@@ -171,8 +170,8 @@ def test_export_loads_in_a_fresh_process(trained):
 
 
 def test_export_tiny_ncf_model_writes_a_servable(tmp_path: Path):
-  model_export.export_tiny_ncf_model(tmp_path / "1")
+  export_tiny_ncf_model(tmp_path / "1")
   assert (tmp_path / "1" / "saved_model.pb").exists()
-  assert (tmp_path / "1" / model_export.WARMUP_FILE).exists()
+  assert (tmp_path / "1" / signatures.WARMUP_FILE).exists()
   loaded = tf.saved_model.load(str(tmp_path / "1"))
   assert loaded.signatures["recommend"](user_id=tf.constant(["1"]))["movie_ids"].shape == (1, 10)

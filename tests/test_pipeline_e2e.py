@@ -3,24 +3,21 @@
 Runs, in order: a good model (blessed, pushed), the same run twice more (cached), a candidate trained on
 shuffled labels (not blessed, not pushed), and a run on corrupted examples (stops at validation).
 """
-import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
+import dataclasses
+from pathlib import Path
 
-import dataclasses  # noqa: E402
-from pathlib import Path  # noqa: E402
+import pytest
+import tensorflow as tf
 
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from components import features  # noqa: E402
-from components import testdata  # noqa: E402
-from components.anomalies_gate import ExampleAnomaliesError  # noqa: E402
-from pipeline import local_runner  # noqa: E402
-from pipeline import summary  # noqa: E402
-from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig  # noqa: E402
-from pipeline.pipeline import metadata_path  # noqa: E402
-from pipeline.prepare import prepare_examples  # noqa: E402
+from components import features
+from tests.support import testdata
+from components.anomalies_gate import ExampleAnomaliesError
+from pipeline import local_runner
+from pipeline import summary
+from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
+from pipeline.pipeline import metadata_path
+from pipeline.prepare import prepare_examples
 
 COMPONENTS = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
               "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}

@@ -317,7 +317,8 @@ def two_runs(tmp_path_factory):
   """Two tiny runs in one pipeline root: a first one (no baseline), then a retrained candidate judged against
   the first. AUC bounds are 0 so the 1-epoch models are blessed and pushed. Returns (config, prepared)."""
   from pipeline import local_runner
-  from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig, TrainConfig
+  from components.hparams import TrainConfig
+  from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
   from pipeline.prepare import prepare_examples
 
   root = tmp_path_factory.mktemp("report-e2e")

@@ -9,8 +9,8 @@ from serving import config_files
 from serving import flags
 from serving import launcher
 from serving.protos import batching_parameters_pb2
-from tests.serving_fixtures import REPO
-from tests.serving_fixtures import tf_serving_testdata
+from tests.support.serving import REPO
+from tests.support.serving import tf_serving_testdata
 
 CONFIG_DIR = REPO / "serving" / "config"
 

@@ -20,16 +20,16 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from tests.serving_fixtures import HALF_PLUS_THREE
-from tests.serving_fixtures import HALF_PLUS_TWO
-from tests.serving_fixtures import TWO_VERSIONS
-from tests.serving_fixtures import model_entry
-from tests.serving_fixtures import predict_request
-from tests.serving_fixtures import running_server
-from tests.serving_fixtures import tf_serving_testdata
-from tests.serving_fixtures import wait_until
-from tests.serving_fixtures import write_model_config
-from tests.serving_fixtures import x_input
+from tests.support.serving import HALF_PLUS_THREE
+from tests.support.serving import HALF_PLUS_TWO
+from tests.support.serving import TWO_VERSIONS
+from tests.support.serving import model_entry
+from tests.support.serving import predict_request
+from tests.support.serving import running_server
+from tests.support.serving import tf_serving_testdata
+from tests.support.serving import wait_until
+from tests.support.serving import write_model_config
+from tests.support.serving import x_input
 
 MAX_BATCH_SIZE = 8
 

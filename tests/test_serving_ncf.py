@@ -18,16 +18,16 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from components.model_export import export_tiny_ncf_model
+from tests.support.tiny_model import export_tiny_ncf_model
 from pipeline import cli
 from serving import demo
 from serving.client import ServingClient
 from serving.loadtest import run_loadtest
-from tests.serving_fixtures import REPO
-from tests.serving_fixtures import predict_request
-from tests.serving_fixtures import publish_version
-from tests.serving_fixtures import running_server
-from tests.serving_fixtures import wait_until
+from tests.support.serving import REPO
+from tests.support.serving import predict_request
+from tests.support.serving import publish_version
+from tests.support.serving import running_server
+from tests.support.serving import wait_until
 
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
 USERS = [str(i) for i in range(1, 61)]  # export_tiny_ncf_model's vocabulary

@@ -1,15 +1,12 @@
 """`preprocessing_fn` through tft_beam on a handful of examples: vocabularies from train only, OOV, genres."""
-import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-
-from components import features  # noqa: E402
-from components import testdata  # noqa: E402
+from components import features
+from tests.support import testdata
 
 OOV_BUCKETS = 2
 TRAIN = [  # user, movie, genres, rating

@@ -15,7 +15,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.public import tfxio
 
 from components import features
-from pipeline.config import CURATED_SCHEMA_DIR, ModelConfig, TrainConfig
+from components.hparams import ModelConfig, TrainConfig
+from pipeline.config import CURATED_SCHEMA_DIR
 
 GENRE_NAMES = ("Action", "Comedy", "Drama", "Sci-Fi")
 SCHEMA_FILE = CURATED_SCHEMA_DIR / "schema.pbtxt"

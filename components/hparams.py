@@ -1,0 +1,39 @@
+"""Model and training hyperparameters: the NeuMF's shape and how the Trainer fits it.
+
+`pipeline/config.py` composes them into the pipeline's one configuration object; the Trainer receives them
+through `custom_config`.
+"""
+import dataclasses
+from typing import Literal, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """NeuMF shape: GMF and MLP towers over shared id vocabularies, two heads."""
+  gmf_embedding_dim: int = 32
+  mlp_embedding_dim: int = 32
+  mlp_layers: Tuple[int, ...] = (64, 32, 16)
+  l2: float = 1e-6
+  dropout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How the Trainer fits the model and what the export holds."""
+  epochs: int = 10
+  batch_size: int = 1024
+  learning_rate: float = 1e-3
+  # One redrawn negative per rated pair keeps both heads on target on ml-100k (HR@10 0.65, liked AUC 0.78); 4
+  # gives HR@10 0.70 but liked AUC 0.76 (BENCHMARKS.md).
+  negatives_per_positive: int = 1
+  negative_sampler: Literal["uniform", "popularity"] = "uniform"
+  interaction_loss_weight: float = 1.0
+  # Keras averages the liked loss over every pair of a batch, sampled ones included (weight 0), so a weight of
+  # 1 + negatives_per_positive gives each rated pair the pull it would have alone (BENCHMARKS.md).
+  liked_loss_weight: float = 2.0
+  liked_blend: float = 1.0  # score = P(interaction) * P(liked) ** liked_blend
+  id_dropout: float = 0.02  # share of training ids replaced by OOV so cold-start embeddings learn
+  recommend_k: int = 10
+  vocab_oov_buckets: int = 1
+  seed: int = 7  # seeds weight init, shuffling and negative sampling
+  shuffle_labels: bool = False  # tests only: trains a deliberately worse candidate that must not be blessed
