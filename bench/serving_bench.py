@@ -30,7 +30,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from serving.loadtest import run_loadtest
+from pipeline.recommender.loadtest import run_loadtest
 
 REPO = Path(__file__).resolve().parents[1]
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"

@@ -24,6 +24,9 @@ class ServerOptions:
   grpc_channel_arguments: str = ""  # comma-separated key=value gRPC server options
 
 
+DEFAULT_TARGET = f"localhost:{ServerOptions.port}"  # where a client finds a server started with the defaults
+
+
 def _parse_bool(text: str) -> bool:
   value = text.strip().lower()
   if value in ("true", "1", "yes"):

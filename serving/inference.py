@@ -1,13 +1,13 @@
-"""Predict, Classify, Regress, MultiInference, GetModelMetadata and warmup replay on one Servable.
+"""The request semantics of TF Serving's PredictionService on one Servable: Predict, Classify, Regress,
+MultiInference and GetModelMetadata.
 
-Shared by the gRPC servicers and the REST API so both answer and fail the same way. Every failure is an
-errors.ServingError whose code and message follow TF Serving.
+Shared by the gRPC and REST front ends (through the server core) and by warmup, so all answer and fail the same
+way. Every failure is an errors.ServingError whose code and message follow TF Serving.
 """
 import dataclasses
 from typing import Dict, Iterable, List, Mapping
 
 import numpy as np
-import tensorflow as tf
 from tensorflow.core.example import example_pb2
 from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -16,7 +16,6 @@ from tensorflow_serving.apis import inference_pb2
 from tensorflow_serving.apis import input_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.apis import regression_pb2
 
 from serving import errors
@@ -29,7 +28,6 @@ REGRESS_METHOD = "tensorflow/serving/regress"
 PREDICT_METHOD = "tensorflow/serving/predict"
 EXAMPLES_INPUT = "inputs"  # the one input of classify/regress signatures (serialized tf.Examples)
 SIGNATURE_DEF_FIELD = "signature_def"
-MAX_WARMUP_RECORDS = 1000  # TF Serving refuses warmup files with more records
 
 
 def fill_model_spec(spec: model_pb2.ModelSpec, servable: Servable, signature_name: str) -> None:
@@ -224,29 +222,3 @@ def metadata(servable: Servable, request: get_model_metadata_pb2.GetModelMetadat
     signature_defs.signature_def[key].CopyFrom(signature_def)
   response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_defs)
   return response
-
-
-def replay_warmup(servable: Servable) -> int:
-  """Replays assets.extra/tf_serving_warmup_requests (PredictionLog TFRecords) through `servable` before it
-  takes traffic; returns the number of records (0 when there is no file). Any failing record fails the load."""
-  path = servable.path / "assets.extra" / "tf_serving_warmup_requests"
-  if not path.exists():
-    return 0
-  count = 0
-  for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-    count += 1
-    if count > MAX_WARMUP_RECORDS:
-      raise errors.invalid_argument(f"{path}: more than {MAX_WARMUP_RECORDS} warmup records")
-    log = prediction_log_pb2.PredictionLog.FromString(record)
-    kind = log.WhichOneof("log_type")
-    if kind == "predict_log":
-      predict(servable, log.predict_log.request)
-    elif kind == "classify_log":
-      classify(servable, log.classify_log.request)
-    elif kind == "regress_log":
-      regress(servable, log.regress_log.request)
-    elif kind == "multi_inference_log":
-      multi_inference(servable, log.multi_inference_log.request)
-    else:
-      raise errors.invalid_argument(f"{path}: record {count} holds unsupported warmup log type {kind}")
-  return count

@@ -1,4 +1,4 @@
-"""Load tester for the NCF model over gRPC: closed loop (C callers back to back) or open loop (fixed rate).
+"""Load tester for TF Serving's Predict over gRPC: closed loop (C callers back to back) or open loop (fixed rate).
 
 Reports p50/p90/p99/p99.9 latency, QPS, errors by status code and which model versions answered.
 Open-loop latency is measured from each request's scheduled send time, so a stalled server is not hidden
@@ -9,18 +9,18 @@ import asyncio
 import dataclasses
 import random
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import grpc
 import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import client as client_lib
 
 DROPPED = "DROPPED_IN_FLIGHT_LIMIT"  # open loop: a send was due while `concurrency` requests were in flight
+DISTINCT_REQUESTS = 1000  # built up front and sent in turn, so that building them is not latency
+RequestFactory = Callable[[random.Random], predict_pb2.PredictRequest]  # one random request per call
 
 
 @dataclasses.dataclass
@@ -77,45 +77,20 @@ class _Recorder:
     self.errors[DROPPED] = self.errors.get(DROPPED, 0) + 1
 
 
-def make_requests(spec: model_pb2.ModelSpec, mode: str, users: Sequence[str], movies: Sequence[str],
-                  movies_per_request: int, count: int, seed: int) -> List[predict_pb2.PredictRequest]:
-  """`count` random requests for the model `spec` names, built up front so that building them is not latency."""
-  rng = random.Random(seed)
-  requests = []
-  for _ in range(count):
-    user = rng.choice(users)
-    request = predict_pb2.PredictRequest()
-    request.model_spec.CopyFrom(spec)
-    if mode == "predict":
-      request.model_spec.signature_name = client_lib.PREDICT_SIGNATURE
-      request.inputs["user_id"].CopyFrom(tf.make_tensor_proto([user.encode()] * movies_per_request))
-      request.inputs["movie_id"].CopyFrom(
-          tf.make_tensor_proto([rng.choice(movies).encode() for _ in range(movies_per_request)]))
-    else:
-      request.model_spec.signature_name = client_lib.RECOMMEND_SIGNATURE
-      request.inputs["user_id"].CopyFrom(tf.make_tensor_proto([user.encode()]))
-    requests.append(request)
-  return requests
-
-
-def run_loadtest(target: str, mode: str = "predict", concurrency: int = 8, duration_s: float = 10.0,
-                 rate: Optional[float] = None, model_name: str = client_lib.DEFAULT_MODEL,
-                 users: Sequence[str] = tuple(str(i) for i in range(1, 944)),
-                 movies: Sequence[str] = tuple(str(i) for i in range(1, 1683)),
-                 movies_per_request: int = 1, timeout_s: float = 5.0, seed: int = 0,
-                 model_version: Optional[int] = None, version_label: str = "") -> LoadTestResult:
-  """Sends `mode` requests ('predict' 1 user x movies_per_request movies, or 'recommend') for `duration_s`.
+def run_loadtest(target: str, make_request: RequestFactory, mode: str, concurrency: int = 8,
+                 duration_s: float = 10.0, rate: Optional[float] = None, timeout_s: float = 5.0,
+                 seed: int = 0) -> LoadTestResult:
+  """Sends requests from `make_request` (called DISTINCT_REQUESTS times with one Random seeded by `seed`) for
+  `duration_s`; `mode` names them in the result.
 
   Closed loop when `rate` is None (`concurrency` callers, each sends when its previous answer arrived); open
-  loop otherwise (`rate` requests per second, at most `concurrency` in flight). `model_version` or
-  `version_label` pin a version (default: the latest).
+  loop otherwise (`rate` requests per second, at most `concurrency` in flight).
+
+  Raises:
+    client.ServerUnreachableError: no server is reachable at `target` within `timeout_s`.
   """
-  if mode not in ("predict", "recommend"):
-    raise ValueError(f"mode must be 'predict' or 'recommend', got {mode!r}")
-  spec = model_pb2.ModelSpec(name=model_name, version_label=version_label)
-  if model_version is not None:
-    spec.version.value = model_version
-  requests = make_requests(spec, mode, users, movies, movies_per_request, 1000, seed)
+  rng = random.Random(seed)
+  requests = [make_request(rng) for _ in range(DISTINCT_REQUESTS)]
   recorder = _Recorder()
   elapsed = asyncio.run(_run(target, requests, recorder, concurrency, rate, duration_s, timeout_s))
   latencies_ms = np.array(recorder.latencies) * 1e3

@@ -30,9 +30,11 @@ from serving import inference
 from serving import metrics as metrics_lib
 from serving import tensors
 from serving.servable import Servable
+from serving.server_core import ServerCore
 
 log = logging.getLogger(__name__)
 
+ENTRYPOINT = "REST"  # the request_latency metric's entrypoint label
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
                    r"(?::(?P<method>predict|classify|regress)|/(?P<metadata>metadata))?$")
 _HTTP_STATUS = {
@@ -44,12 +46,12 @@ _HTTP_STATUS = {
 }
 
 
-def start(server, port: int) -> http.server.ThreadingHTTPServer:
-  """Serves the REST API of `server` (a serving.server.ModelServer) on `port` in a background thread."""
+def start(core: ServerCore, port: int, timeout_s: float) -> http.server.ThreadingHTTPServer:
+  """Serves the REST API of `core` on `port` in a background thread; `timeout_s` bounds each connection."""
 
   class Handler(_Handler):
-    model_server = server
-    timeout = server.options.rest_api_timeout_in_ms / 1000
+    server_core = core
+    timeout = timeout_s
 
   httpd = http.server.ThreadingHTTPServer(("", port), Handler)
   httpd.daemon_threads = True
@@ -58,15 +60,16 @@ def start(server, port: int) -> http.server.ThreadingHTTPServer:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-  model_server = None
+  server_core: ServerCore
   protocol_version = "HTTP/1.1"
 
   def log_message(self, format, *args):  # noqa: A002  # http.server's signature
     log.debug("%s " + format, self.address_string(), *args)
 
   def do_GET(self):  # noqa: N802
-    if self.model_server.monitoring_path and self.path == self.model_server.monitoring_path:
-      self._send(200, self.model_server.metrics.exposition(), metrics_lib.CONTENT_TYPE)
+    page = self.server_core.prometheus_page(self.path)
+    if page is not None:
+      self._send(200, page, metrics_lib.CONTENT_TYPE)
       return
     self._dispatch(None)
 
@@ -99,7 +102,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       elif match["metadata"]:
         result = self._metadata(spec)
       else:
-        statuses = self.model_server.manager.status(spec)
+        statuses = self.server_core.status(spec)
         result = json_format.MessageToDict(
             get_model_status_pb2.GetModelStatusResponse(model_version_status=statuses),
             preserving_proto_field_name=True, including_default_value_fields=True)
@@ -111,22 +114,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def _infer(self, method: str, spec: model_pb2.ModelSpec, body: Dict[str, Any]) -> Dict[str, Any]:
     spec.signature_name = body.get("signature_name", "")
     if method == "predict":
-      return self.model_server.handle("predict", spec, "REST", lambda s: _predict(s, spec, body))
+      return self.server_core.handle("predict", spec, ENTRYPOINT, lambda s: _predict(s, spec, body))
     if method == "classify":
       request = classification_pb2.ClassificationRequest(model_spec=spec, input=_examples(body))
-      response = self.model_server.handle("classify", spec, "REST",
-                                          lambda s: inference.classify(s, request))
+      response = self.server_core.handle("classify", spec, ENTRYPOINT, lambda s: inference.classify(s, request))
       return {"results": [[[c.label, c.score] for c in row.classes]
                           for row in response.result.classifications]}
     request = regression_pb2.RegressionRequest(model_spec=spec, input=_examples(body))
-    response = self.model_server.handle("regress", spec, "REST", lambda s: inference.regress(s, request))
+    response = self.server_core.handle("regress", spec, ENTRYPOINT, lambda s: inference.regress(s, request))
     return {"results": [r.value for r in response.result.regressions]}
 
   def _metadata(self, spec: model_pb2.ModelSpec) -> Dict[str, Any]:
     request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec,
                                                              metadata_field=[inference.SIGNATURE_DEF_FIELD])
-    response = self.model_server.handle("get_model_metadata", spec, "REST",
-                                        lambda s: inference.metadata(s, request))
+    response = self.server_core.handle("get_model_metadata", spec, ENTRYPOINT,
+                                       lambda s: inference.metadata(s, request))
     signature_defs = get_model_metadata_pb2.SignatureDefMap()
     response.metadata[inference.SIGNATURE_DEF_FIELD].Unpack(signature_defs)
     return {"model_spec": {"name": response.model_spec.name, "signature_name": "",

@@ -91,7 +91,7 @@ def test_resolve_model_config_for_a_local_serving_dir(tmp_path, on_disk, stable,
 
 
 def test_grpc_channel_arguments():
-  from serving.server import parse_channel_arguments  # pylint: disable=import-outside-toplevel
+  from serving.grpc_service import parse_channel_arguments  # pylint: disable=import-outside-toplevel
   assert parse_channel_arguments("grpc.max_receive_message_length=1000, grpc.primary_user_agent=x") == (
       ("grpc.max_receive_message_length", 1000), ("grpc.primary_user_agent", "x"))
   with pytest.raises(config_files.ConfigFileError, match="key=value"):

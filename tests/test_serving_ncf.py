@@ -20,9 +20,9 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tests.support.tiny_model import export_tiny_ncf_model
 from pipeline import cli
-from serving import demo
-from serving.client import ServingClient
-from serving.loadtest import run_loadtest
+from pipeline.recommender import demo
+from pipeline.recommender.client import RecommenderClient
+from pipeline.recommender.loadtest import run_loadtest
 from tests.support.serving import REPO
 from tests.support.serving import predict_request
 from tests.support.serving import publish_version
@@ -77,7 +77,7 @@ def in_process_call(signature, **inputs):
 
 def test_predict_matches_the_in_process_call_exactly(target, in_process):
   movies = ["1", "2", "39", "not-a-movie"]
-  with ServingClient(target) as client:
+  with RecommenderClient(target) as client:
     predictions = client.predict("7", movies)
   expected = in_process_call(in_process["predict"], user_id=["7"] * 4, movie_id=movies)
   for key in ("score", "interaction", "liked"):
@@ -87,7 +87,7 @@ def test_predict_matches_the_in_process_call_exactly(target, in_process):
 
 @pytest.mark.parametrize("user", ["1", "42", "never-seen-user"])
 def test_recommend_matches_the_in_process_call_exactly(target, in_process, user):
-  with ServingClient(target) as client:
+  with RecommenderClient(target) as client:
     recommendations = client.recommend(user)
   expected = in_process_call(in_process["recommend"], user_id=[user])
   assert [r.movie_id.encode() for r in recommendations] == list(expected["movie_ids"][0])
@@ -120,7 +120,7 @@ def test_rest_row_format_with_named_string_inputs(server, in_process):
 def test_concurrent_predicts_are_not_mixed_up(target, in_process):
   """Batched together, each caller still gets the scores of its own (user, movie) pairs."""
   def caller(i):
-    with ServingClient(target) as client:
+    with RecommenderClient(target) as client:
       for j in range(8):
         movies = [MOVIES[(i * 7 + j + k) % len(MOVIES)] for k in range(1 + (i + j) % 3)]
         got = [p.score for p in client.predict(USERS[i], movies)]
@@ -152,7 +152,7 @@ def test_reload_under_load_fails_no_request(export_dir, tmp_path):
     try:
       wait_until(lambda: results, "the first load-test round")
       publish_version(export_dir, base, 2)
-      with ServingClient(target) as client:
+      with RecommenderClient(target) as client:
         states = lambda: {s.version: s.state for s in client.status().model_version_status}  # noqa: E731
         wait_until(lambda: states() == {2: AVAILABLE, 1: END}, "version 2 to replace version 1")
         rounds_after_reload = len(results)
@@ -166,7 +166,7 @@ def test_reload_under_load_fails_no_request(export_dir, tmp_path):
 
     (base / "3").mkdir()
     (base / "3" / "saved_model.pb").write_bytes(b"half-written")
-    with ServingClient(target) as client:
+    with RecommenderClient(target) as client:
       status = lambda: {s.version: s for s in client.status().model_version_status}  # noqa: E731
       wait_until(lambda: 3 in status() and status()[3].state == END, "version 3 to fail loading")
       assert status()[3].status.error_code != 0 and status()[3].status.error_message
@@ -183,7 +183,7 @@ def test_reload_under_load_fails_no_request(export_dir, tmp_path):
 
 
 def test_cli_predict_recommend_status_metadata(target, movies_csv, capsys):
-  with ServingClient(target) as client:
+  with RecommenderClient(target) as client:
     expected = client.predict("1", ["2", "3"])
     top = client.recommend("1", 3)
   assert cli.main(["predict", "--target", target, "--user", "1", "--movies", "2,3", "--titles",
@@ -211,7 +211,7 @@ def test_cli_explains_unreachable_servers_and_bad_input(target, capsys):
   assert f"no model server at {free} (not reachable in 1.0s)" in capsys.readouterr().err
   assert cli.main(["recommend", "--target", target, "--user", "1", "-k", "11"]) == 2
   assert "at most 10" in capsys.readouterr().err
-  assert cli.main(["predict", "--target", target, "--model_name", "nope", "--user", "1", "--movies", "1"]) == 1
+  assert cli.main(["predict", "--target", target, "--model-name", "nope", "--user", "1", "--movies", "1"]) == 1
   assert "NOT_FOUND: Servable not found for request: Latest(nope)" in capsys.readouterr().err
 
 
@@ -259,8 +259,8 @@ def test_recsys_serve_with_the_committed_configs(export_dir, tmp_path):
     port = re.search(r"Serving gRPC on port (\d+)", line)
     assert port, f"unexpected first line: {line!r} (exit status {process.poll()})"
     target = f"localhost:{port[1]}"
-    with ServingClient(target, version_label="canary") as canary, \
-        ServingClient(target, version_label="stable") as stable:
+    with RecommenderClient(target, version_label="canary") as canary, \
+        RecommenderClient(target, version_label="stable") as stable:
       assert canary.metadata().model_spec.version.value == 1700000100
       assert stable.metadata().model_spec.version.value == 1700000000
       canary.predict("1", ["1"])

@@ -15,7 +15,7 @@ from serving.flags import ServerOptions
 from serving.server import ModelServer
 from tests.conftest import shared_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HALF_PLUS_TWO = "saved_model_half_plus_two_cpu"
 HALF_PLUS_THREE = "saved_model_half_plus_three"
 TWO_VERSIONS = "saved_model_half_plus_two_2_versions"

@@ -1,18 +1,16 @@
-"""Model lifecycle like TF Serving's file-system source + availability-preserving manager.
+"""TF Serving's availability-preserving manager: version states, handles, in-flight counts and labels.
 
-Each poll lists the numeric version folders under every model's base_path, picks the versions the model's
-version policy aspires to (latest N, all, specific), loads and warms up new ones before they take traffic, and
-unloads versions that are no longer aspired only once an aspired version is AVAILABLE. A version that fails to
-load (corrupt or half-written) is reported in the status with its error and retried only when its files
-change; the version being served is untouched.
+Each poll takes the versions the source finds for every model, loads (and warms up) aspired ones before they
+take traffic, and unloads versions that are no longer aspired only once an aspired version is AVAILABLE. A
+version that fails to load (corrupt or half-written) is reported in the status with its error and retried only
+when its files change; the version being served is untouched.
 """
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Set
+from typing import Callable, Dict, Iterator, List, Optional
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
@@ -20,6 +18,7 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import errors
+from serving import source
 from serving.servable import Servable
 
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -46,7 +45,7 @@ class _Model:
   labels: Dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-class ModelManager:
+class Manager:
   """Owns the served models and their versions; thread-safe.
 
   Args:
@@ -61,8 +60,6 @@ class ModelManager:
     self._models: Dict[str, _Model] = {}
     self._cond = threading.Condition()  # guards _models; signals in-flight requests finishing
     self._poll_lock = threading.Lock()  # one poll or config change at a time
-    self._stop = threading.Event()
-    self._thread: Optional[threading.Thread] = None
 
   # Configuration and polling.
 
@@ -112,37 +109,22 @@ class ModelManager:
       for name in names:
         action(name)
 
-  def start_polling(self, interval_s: float) -> None:
-    """Polls every `interval_s` seconds in a thread until stop(); 0 disables periodic polling (as in TF)."""
-    if interval_s <= 0:
-      return
-
-    def loop():
-      while not self._stop.wait(interval_s):
-        self.poll()
-
-    self._thread = threading.Thread(target=loop, name="file-system-poll", daemon=True)
-    self._thread.start()
-
   def stop(self) -> None:
-    """Stops polling and unloads every version (waiting for in-flight requests)."""
-    self._stop.set()
-    if self._thread is not None:
-      self._thread.join()
+    """Unloads every version (waiting for in-flight requests)."""
     self._for_each_model(self._unload_all)
 
   def _poll_model(self, name: str) -> None:
     with self._cond:
       model = self._models[name]
       config = model.config
-    on_disk = _list_versions(Path(config.base_path))
-    aspired = _aspired_versions(config, sorted(on_disk))
+    found = source.poll(config)
+    on_disk, aspired = found.on_disk, found.aspired
     for number in sorted(aspired, reverse=True):  # newest first: it is the one that takes traffic
       with self._cond:
         version = model.versions.get(number)
       if version is not None and version.state in (State.AVAILABLE, State.LOADING):
         continue
-      if version is not None and version.error is not None and version.fingerprint == _fingerprint(
+      if version is not None and version.error is not None and version.fingerprint == source.fingerprint(
           on_disk[number]):
         continue  # failed before and its files did not change since
       self._load(model, number, on_disk[number])
@@ -169,7 +151,7 @@ class ModelManager:
       error = e if isinstance(e, errors.ServingError) else errors.ServingError(
           _code_of(e), f"{type(e).__name__}: {e}")
       with self._cond:
-        version.state, version.error, version.fingerprint = State.END, error, _fingerprint(path)
+        version.state, version.error, version.fingerprint = State.END, error, source.fingerprint(path)
       return
     with self._cond:
       version.servable, version.state = servable, State.AVAILABLE
@@ -259,35 +241,6 @@ class ModelManager:
           status.status.error_message = version.error.message
         statuses.append(status)
       return statuses
-
-
-def _list_versions(base_path: Path) -> Dict[int, Path]:
-  """Numeric sub-folders of `base_path` -> their paths (other names are ignored, as in TF Serving)."""
-  if not base_path.is_dir():
-    log.warning("No versions of servable found under base path %s (missing)", base_path)
-    return {}
-  return {int(child.name): child for child in base_path.iterdir() if child.name.isdigit() and child.is_dir()}
-
-
-def _aspired_versions(config: model_server_config_pb2.ModelConfig, on_disk: List[int]) -> Set[int]:
-  """Applies the model_version_policy (default: latest 1) to the sorted versions found on disk."""
-  policy = config.model_version_policy
-  kind = policy.WhichOneof("policy_choice")
-  if kind == "all":
-    return set(on_disk)
-  if kind == "specific":
-    return set(policy.specific.versions) & set(on_disk)
-  count = policy.latest.num_versions if kind == "latest" and policy.latest.num_versions > 0 else 1
-  return set(on_disk[-count:])
-
-
-def _fingerprint(path: Path) -> str:
-  """Names, sizes and modification times of every file under `path`: changes while a version is written."""
-  digest = hashlib.sha1()
-  for file in sorted(p for p in path.rglob("*") if p.is_file()):
-    stat = file.stat()
-    digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-  return digest.hexdigest()
 
 
 def _code_of(error: Exception) -> grpc.StatusCode:
