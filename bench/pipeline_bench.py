@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import pipeline_cli
+from pipeline.cli import pipeline as pipeline_cli
 
 
 def main() -> None:
@@ -32,11 +32,11 @@ def main() -> None:
   args = parser.parse_args()
   config = pipeline_cli.config_from_args(args)
 
-  from pipeline import local_runner
+  from pipeline.runners import local as local_runner
   from components import features
-  from pipeline import ranking
-  from pipeline import summary
-  from pipeline.prepare import prepare_examples
+  from pipeline.metrics import ranking
+  from pipeline.runs import summary
+  from pipeline.data.prepare import prepare_examples
 
   if not args.keep_root:
     shutil.rmtree(config.pipeline_root, ignore_errors=True)

@@ -21,13 +21,12 @@ from tfx_bsl.public import tfxio
 from components import features
 from components import model as ncf_model
 from components import model_export
+from components import negatives
 from components.hparams import ModelConfig, TrainConfig
 
 # (file patterns, options, schema) -> dataset of transformed feature dicts; TFX's DataAccessor.tf_dataset_factory.
 DatasetFactory = Callable[[List[str], tfxio.TensorFlowDatasetOptions, schema_pb2.Schema], tf.data.Dataset]
 Batch = Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor], Dict[str, tf.Tensor]]
-# Popularity-aware negatives are drawn proportional to count ** exponent (word2vec's smoothing).
-POPULARITY_EXPONENT = 0.75
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,22 +100,8 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
   options = tfxio.TensorFlowDatasetOptions(batch_size=positives_per_batch, num_epochs=1, shuffle=True,
                                            shuffle_seed=seed)
   dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
-  known_movies = catalog.known_movies
-  if config.negative_sampler == "popularity":
-    weights = np.maximum(catalog.movie_counts[:known_movies], 1).astype(np.float64) ** POPULARITY_EXPONENT
-    cumulative = tf.constant(np.cumsum(weights) / weights.sum(), tf.float32)
-  elif config.negative_sampler != "uniform":
-    raise ValueError(f"TrainConfig.negative_sampler is {config.negative_sampler!r}; expected 'uniform' or "
-                     "'popularity'")
-  # A generator's state lives in a variable, so every pass over the dataset draws new negatives; stateful
-  # random ops with a fixed global seed would replay the same negatives each epoch.
-  generator = tf.random.Generator.from_seed(seed)
-
-  def sample_movies(count: tf.Tensor) -> tf.Tensor:
-    if config.negative_sampler == "popularity":
-      picks = tf.searchsorted(cumulative, generator.uniform([count]), side="right", out_type=tf.int64)
-      return tf.minimum(picks, known_movies - 1)
-    return tf.cast(generator.uniform([count], 0, known_movies, dtype=tf.int32), tf.int64)
+  sampler = negatives.make_sampler(config.negative_sampler, catalog.movie_counts[:catalog.known_movies])
+  generator = tf.random.Generator.from_seed(seed)  # its state advances, so each epoch draws new negatives
 
   def add_negatives(batch: Mapping[str, tf.Tensor]) -> Batch:
     users = tf.reshape(batch[features.USER_ID], [-1])
@@ -127,7 +112,7 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
     positive = tf.ones([num_positives])
     negative = tf.zeros([num_negatives])
     users = tf.concat([users, tf.repeat(users, ratio)], axis=0)
-    movies = tf.concat([movies, sample_movies(num_negatives)], axis=0)
+    movies = tf.concat([movies, sampler.sample(num_negatives, generator)], axis=0)
     labels = {ncf_model.INTERACTION_HEAD: tf.concat([positive, negative], 0),
               ncf_model.LIKED_HEAD: tf.concat([liked, negative], 0)}
     weights = {ncf_model.INTERACTION_HEAD: tf.ones_like(labels[ncf_model.INTERACTION_HEAD]),

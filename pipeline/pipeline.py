@@ -7,9 +7,9 @@ from typing import List
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components import baseline
+from pipeline import baseline
 from components import features
-from components.anomalies_gate import AnomaliesGate
+from pipeline.anomalies_gate import AnomaliesGate
 from pipeline.config import EvalConfig, PipelineConfig
 
 SCHEMA_FILE = "schema.pbtxt"

@@ -3,7 +3,7 @@ from typing import List
 
 from tfx.types import standard_artifacts
 
-from components.baseline import CANDIDATE, MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
+from pipeline.baseline import CANDIDATE, MODEL, MODEL_BLESSING, LatestBlessedOtherModelStrategy
 
 
 def _model(artifact_id: int) -> standard_artifacts.Model:

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from pipeline import fetch
+from pipeline.data import fetch
 from tests.test_movielens import LATEST_MOVIES
 
 

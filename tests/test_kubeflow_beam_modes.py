@@ -12,10 +12,10 @@ from apache_beam.runners.portability import local_job_service
 
 from components import features
 from tests.support import testdata
-from pipeline import local_runner
-from pipeline import summary
+from pipeline.runners import local as local_runner
+from pipeline.runs import summary
 from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
-from pipeline.prepare import prepare_examples
+from pipeline.data.prepare import prepare_examples
 
 BEAM_ARGS = {
     "in_memory": ("--direct_running_mode=in_memory", "--direct_num_workers=1"),

@@ -13,7 +13,8 @@ import yaml
 from google.protobuf import json_format
 
 from pipeline import cli
-from pipeline import kubeflow_runner
+from pipeline.cli.pipeline import config_from_args
+from pipeline.runners import kubeflow as kubeflow_runner
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED_SPEC = REPO / "kubeflow" / "pipeline.yaml"
@@ -33,7 +34,7 @@ def compiled_spec(tmp_path_factory) -> Path:
 def config():
   """The PipelineConfig that COMPILE_ARGS build."""
   args = cli.build_parser().parse_args(COMPILE_ARGS)
-  return args.config_from_args(args)
+  return config_from_args(args)
 
 
 @pytest.fixture(scope="module")

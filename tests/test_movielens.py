@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import movielens
-from pipeline.bad_rows import BadRowError, BadRows
+from pipeline.data import movielens
+from pipeline.data.bad_rows import BadRowError, BadRows
 
 ML_100K_ITEM = ("1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
                 "2|Caf\xe9 (1995)|01-Jan-1995||http://x|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n"

@@ -12,12 +12,12 @@ import tensorflow as tf
 
 from components import features
 from tests.support import testdata
-from components.anomalies_gate import ExampleAnomaliesError
-from pipeline import local_runner
-from pipeline import summary
+from pipeline.anomalies_gate import ExampleAnomaliesError
+from pipeline.runners import local as local_runner
+from pipeline.runs import summary
 from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
 from pipeline.pipeline import metadata_path
-from pipeline.prepare import prepare_examples
+from pipeline.data.prepare import prepare_examples
 
 COMPONENTS = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
               "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}

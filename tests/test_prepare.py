@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from components import features
-from pipeline import prepare
+from pipeline.data import prepare
 from pipeline.config import DataConfig
 
 

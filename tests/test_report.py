@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import report, report_data
-from pipeline.report_data import (Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, HeadResult,
+from pipeline.report import html as report
+from pipeline.report import data as report_data
+from pipeline.report.data import (Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, HeadResult,
                                   RankingScore, RunIdentity, RunReport, SliceResult, SplitStats,
                                   ThresholdCheck)
 
@@ -277,7 +278,7 @@ def test_ranking_section_on_a_hand_made_case(tmp_path):
   from tfx.types import artifact_utils, standard_artifacts
   from tfx.utils import path_utils
 
-  from pipeline import run_artifacts
+  from pipeline.report import load as report_load
 
   negatives = ("n1", "n2", "n3", "n4")
   eval_rows = [("u1", "a", 5.0, 300, 0), ("u1", "d", 4.0, 100, 0),  # a is u1's latest liked movie
@@ -297,7 +298,7 @@ def test_ranking_section_on_a_hand_made_case(tmp_path):
   model_uri = tmp_path / "model"
   _save_lookup_model(Path(path_utils.serving_model_path(str(model_uri))), scores)
 
-  model, popular = run_artifacts.ranking_scores(str(model_uri), examples, k=3, model_aucs={"liked": 0.5})
+  model, popular = report_load.ranking_scores(str(model_uri), examples, k=3, model_aucs={"liked": 0.5})
 
   assert (model.k, model.users, popular.users) == (3, 3, 3)
   assert model.auc == {"liked": 0.5}
@@ -316,10 +317,10 @@ def test_ranking_section_on_a_hand_made_case(tmp_path):
 def two_runs(tmp_path_factory):
   """Two tiny runs in one pipeline root: a first one (no baseline), then a retrained candidate judged against
   the first. AUC bounds are 0 so the 1-epoch models are blessed and pushed. Returns (config, prepared)."""
-  from pipeline import local_runner
+  from pipeline.runners import local as local_runner
   from components.hparams import TrainConfig
   from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
-  from pipeline.prepare import prepare_examples
+  from pipeline.data.prepare import prepare_examples
 
   root = tmp_path_factory.mktemp("report-e2e")
   data = DataConfig(synthetic_users=60, synthetic_movies=200, synthetic_ratings=3000, cache_dir=root / "cache")
@@ -380,13 +381,13 @@ def test_report_of_a_real_pipeline_run(two_runs, tmp_path):
 
 
 def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
-  from pipeline import run_artifacts
-  from pipeline.run_artifacts import RunNotFoundError
+  from pipeline.report import load as report_load
+  from pipeline.runs.reader import RunNotFoundError
 
   config, prepared = two_runs
   (first_id, first), _ = _mlmd_runs(config)
   metadata_path = config.pipeline_root / "metadata.sqlite"
-  earlier = run_artifacts.load_run_report(metadata_path, first_id)
+  earlier = report_load.load_run_report(metadata_path, first_id)
   assert earlier.identity.run_id == first_id
   assert earlier.identity.model_uri == first["Model"].uri
   assert earlier.blessing is not None and earlier.blessing.baseline_model_uri is None  # first run: no baseline
@@ -408,7 +409,7 @@ def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
   assert ncf.auc == {head.head: head.metrics["auc"] for head in earlier.heads}
   assert set(popular.auc) == {"interaction", "liked"} and all(0.0 <= v <= 1.0 for v in popular.auc.values())
   with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
-    run_artifacts.load_run_report(metadata_path, "nope")
+    report_load.load_run_report(metadata_path, "nope")
 
 
 def test_anomalies_are_read_from_the_artifact_most_severe_first(tmp_path):
@@ -416,7 +417,7 @@ def test_anomalies_are_read_from_the_artifact_most_severe_first(tmp_path):
   from tfx.components.example_validator import executor
   from tfx.types import artifact_utils, standard_artifacts
 
-  from pipeline import run_artifacts
+  from pipeline.report import load as report_load
 
   artifact = standard_artifacts.ExampleAnomalies()
   artifact.uri = str(tmp_path)
@@ -433,7 +434,7 @@ def test_anomalies_are_read_from_the_artifact_most_severe_first(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_bytes(proto.SerializeToString())
 
-  anomalies = run_artifacts.read_anomalies(artifact)
+  anomalies = report_load.read_anomalies(artifact)
 
   assert [(a.split, a.feature, a.severity) for a in anomalies] == [
       ("eval", "genres", "ERROR"), ("eval", "user_id", "WARNING"), ("train", "rating", "WARNING")]

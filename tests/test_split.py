@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import split
+from pipeline.data import split
 
 
 def ratings_table(users=30, per_user=12, seed=0) -> pd.DataFrame:

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline import movielens, split, synthetic
-from pipeline.bad_rows import BadRows
+from pipeline.data import movielens
+from pipeline.data import split
+from pipeline.data import synthetic
+from pipeline.data.bad_rows import BadRows
 
 SHAPE = synthetic.SyntheticShape(users=300, movies=1000, ratings=20_000, seed=7)
 

@@ -1,20 +1,17 @@
-"""The `recsys` command line: one parser; each subcommand is registered by the module that owns it."""
-import os
+"""The `recsys` command line: one parser; each command group is registered by its module in this package.
 
-# Keras 3 everywhere. tensorflow_transform sets TF_USE_LEGACY_KERAS=1 when it is unset, which would
-# silently switch tf.keras to Keras 2, so it is set before anything imports TensorFlow.
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from typing import Optional, Sequence  # noqa: E402
+`python -m pipeline.cli` and the `recsys` console script both run `main`.
+"""
+import components.keras3  # noqa: F401  (first: Keras 3 before anything imports TensorFlow)
+import argparse
+from typing import Optional, Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
   """Returns the `recsys` parser. Subcommand modules import TensorFlow lazily, so `--help` is fast."""
-  from pipeline import data_cli
-  from pipeline import pipeline_cli
-  from pipeline import report_cli
+  from pipeline.cli import data as data_cli
+  from pipeline.cli import pipeline as pipeline_cli
+  from pipeline.cli import report as report_cli
   from serving import cli as serving_cli
 
   parser = argparse.ArgumentParser(
@@ -33,6 +30,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   return int(args.handler(args) or 0)
 
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -1,10 +1,13 @@
 """`recsys data fetch|synth|prepare`: get MovieLens, generate a synthetic set, write train/eval examples."""
 import argparse
+import dataclasses
 from pathlib import Path
 
+from pipeline.cli import flags
+from pipeline.cli.flags import Flag
 from pipeline.config import DataConfig
 
-DATASETS = ("ml-100k", "ml-1m", "ml-latest-small", "ml-25m")
+FETCHABLE = ("ml-100k", "ml-1m", "ml-latest-small", "ml-25m")  # the releases of pipeline/data/fetch.py
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   commands = parser.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
 
   fetch = commands.add_parser("fetch", help="Download a MovieLens release from GroupLens (checksummed).")
-  fetch.add_argument("--dataset", choices=DATASETS, required=True)
+  fetch.add_argument("--dataset", choices=FETCHABLE, required=True)
   fetch.add_argument("--cache-dir", type=Path, default=DataConfig.cache_dir,
                      help="Where downloads are kept (default: %(default)s).")
   fetch.add_argument("--data-dir", type=Path,
@@ -34,43 +37,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   prepare.set_defaults(handler=_prepare)
 
 
+DATA_FLAGS = (
+    Flag("dataset", help="MovieLens release, or the seeded synthetic set."),
+    Flag("data_dir", help="An unpacked copy of the release on disk."),
+    "cache_dir", "split", "eval_fraction",
+    Flag("eval_negatives", help="Sampled unrated movies per eval user."),
+    "seed", "on_bad_rows", "synthetic_users", "synthetic_movies", "synthetic_ratings",
+)
+PREFIX = "data_"
+
+
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
   """Flags that build a DataConfig; shared by `data prepare` and `pipeline run`."""
-  parser.add_argument("--dataset", choices=("synthetic",) + DATASETS, default=DataConfig.dataset,
-                      help="MovieLens release, or the seeded synthetic set (default).")
-  parser.add_argument("--data-dir", type=Path, help="An unpacked copy of the release on disk.")
-  parser.add_argument("--cache-dir", type=Path, default=DataConfig.cache_dir)
-  parser.add_argument("--split", choices=("temporal", "random"), default=DataConfig.split)
-  parser.add_argument("--eval-fraction", type=float, default=DataConfig.eval_fraction)
-  parser.add_argument("--eval-negatives", type=int, default=DataConfig.eval_negatives,
-                      help="Sampled unrated movies per eval user.")
-  parser.add_argument("--seed", type=int, default=DataConfig.seed)
-  parser.add_argument("--on-bad-rows", choices=("fail", "skip"), default=DataConfig.on_bad_rows)
-  parser.add_argument("--synthetic-users", type=int, default=DataConfig.synthetic_users)
-  parser.add_argument("--synthetic-movies", type=int, default=DataConfig.synthetic_movies)
-  parser.add_argument("--synthetic-ratings", type=int, default=DataConfig.synthetic_ratings)
+  flags.add_flags(parser.add_argument_group("data"), DataConfig, DATA_FLAGS, PREFIX)
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
   """The DataConfig named by the flags of `add_data_flags`."""
-  dataset = args.dataset
-  if args.data_dir is not None and dataset == "synthetic":
-    dataset = "ml-latest"  # a directory on disk is read in whatever MovieLens format it holds
-  return DataConfig(dataset=dataset, data_dir=args.data_dir, cache_dir=args.cache_dir, split=args.split,
-                    eval_fraction=args.eval_fraction, eval_negatives=args.eval_negatives,
-                    seed=args.seed, on_bad_rows=args.on_bad_rows, synthetic_users=args.synthetic_users,
-                    synthetic_movies=args.synthetic_movies, synthetic_ratings=args.synthetic_ratings)
+  config = flags.from_flags(DataConfig, args, DATA_FLAGS, PREFIX)
+  if config.data_dir is not None and config.dataset == "synthetic":
+    # a directory on disk is read in whatever MovieLens format it holds
+    config = dataclasses.replace(config, dataset="ml-latest")
+  return config
 
 
 def _fetch(args: argparse.Namespace) -> int:
-  from pipeline import fetch  # pylint: disable=g-import-not-at-top
+  from pipeline.data import fetch  # pylint: disable=g-import-not-at-top
 
   print(fetch.fetch(args.dataset, args.cache_dir, args.data_dir))
   return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
-  from pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  from pipeline.data import synthetic  # pylint: disable=g-import-not-at-top
 
   shape = synthetic.SyntheticShape(args.users, args.movies, args.ratings, args.seed)
   print(synthetic.generate(shape, args.out))
@@ -78,7 +77,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-  from pipeline import prepare  # pylint: disable=g-import-not-at-top
+  from pipeline.data import prepare  # pylint: disable=g-import-not-at-top
 
   prepared = prepare.prepare_examples(data_config(args), args.out)
   if prepared.skipped_summary:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components import features
-from pipeline.bad_rows import BadRows
+from pipeline.data.bad_rows import BadRows
 
 MIN_RATING = 0.5
 MAX_RATING = 5.0

@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Optional
 
-from pipeline import movielens
-from pipeline.progress import Progress
+from pipeline.data import movielens
+from pipeline.data.progress import Progress
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 

@@ -1,6 +1,6 @@
 """The evaluation report: one self-contained HTML file (inline CSS, figures as data URIs) plus its PNGs.
 
-`write_report` = `load_report` (a pipeline run read through ML Metadata by run_artifacts) + `render_report`
+`write_report` = `load_report` (a pipeline run read through ML Metadata by report/load.py) + `render_report`
 (the page and its figures for an already-read RunReport).
 """
 import base64
@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from pipeline import report_data
-from pipeline import report_plots
-from pipeline.report_data import DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, HeadResult, RunReport
+from pipeline.report import data as report_data
+from pipeline.report import plots as report_plots
+from pipeline.report.data import DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, HeadResult, RunReport
 
 # Section id -> title; the order of the page. Tests check every one is rendered.
 SECTIONS: Dict[str, str] = {
@@ -61,12 +61,12 @@ def load_report(pipeline_root: Path, metadata_path: Optional[Path], run: str = "
   Artifacts are found through ML Metadata, never by folder names under `pipeline_root`.
   """
   from pipeline import pipeline  # pylint: disable=g-import-not-at-top
-  from pipeline import run_artifacts  # pylint: disable=g-import-not-at-top
+  from pipeline.report import load as report_load  # pylint: disable=g-import-not-at-top
   from pipeline.config import PipelineConfig  # pylint: disable=g-import-not-at-top
 
   store_path = Path(pipeline.metadata_path(PipelineConfig(pipeline_root=Path(pipeline_root),
                                                           metadata_path=metadata_path)))
-  return run_artifacts.load_run_report(store_path, run, k=k, min_slice_examples=min_slice_examples)
+  return report_load.load_run_report(store_path, run, k=k, min_slice_examples=min_slice_examples)
 
 
 def summary_lines(report: RunReport) -> List[str]:

@@ -19,10 +19,13 @@ import pandas as pd
 import tensorflow as tf
 
 from components import features
-from pipeline import fetch, movielens, split, synthetic
-from pipeline.bad_rows import BadRows
+from pipeline.data import fetch
+from pipeline.data import movielens
+from pipeline.data import split
+from pipeline.data import synthetic
+from pipeline.data.bad_rows import BadRows
 from pipeline.config import DataConfig
-from pipeline.progress import Progress
+from pipeline.data.progress import Progress
 
 MANIFEST = "prepared.json"
 

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import PipelineConfig
-from pipeline.report_data import DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES
+from pipeline.report.data import DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-  from pipeline import report  # pylint: disable=g-import-not-at-top
-  from pipeline.run_artifacts import RunNotFoundError  # pylint: disable=g-import-not-at-top
+  from pipeline.report import html as report  # pylint: disable=g-import-not-at-top
+  from pipeline.runs.reader import RunNotFoundError  # pylint: disable=g-import-not-at-top
 
   try:
     run_report = report.load_report(args.pipeline_root, args.metadata_path, args.run, k=args.k,

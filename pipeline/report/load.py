@@ -1,34 +1,23 @@
-"""Reads one pipeline run's artifacts through ML Metadata into a report_data.RunReport.
+"""Fills a report.data.RunReport from one pipeline run read through ML Metadata (pipeline/runs/reader.py).
 
-The run is the MLMD context of type "pipeline_run" (the latest one, or the one named by its run id); its
-executions' output artifacts are found by artifact type and output key, and read with the standard TFX / TFMA /
-TFDV loaders from the URIs MLMD recorded. Nothing here guesses folder names under the pipeline root.
+The Evaluator's metrics, plots and validation result are read with TFMA's loaders, statistics and anomalies with
+TFX's, and the ranking metrics are computed from the run's model and examples (pipeline/metrics/).
 """
-import dataclasses
 import datetime
 import math
-import os
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from components import features
-from pipeline.report_data import (DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, Anomaly, Blessing, CalibrationHistogram,
+from pipeline.report.data import (DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, Anomaly, Blessing, CalibrationHistogram,
                                   ConfusionCurve, HeadResult, RankingScore, RunIdentity, RunReport, SliceResult,
                                   SplitStats, ThresholdCheck)
+from pipeline.runs import reader
+from pipeline.runs.reader import (ANOMALIES, BLESSING, EVALUATION, EXAMPLES, LATEST, MODEL, PUSHED_MODEL, STATISTICS,
+                                  RunArtifacts)
 
-LATEST = "latest"
-RUN_CONTEXT_TYPE = "pipeline_run"
-NODE_CONTEXT_TYPE = "node"
-# (artifact type, output key) of the artifacts the report reads.
-EXAMPLES = ("Examples", "examples")
-STATISTICS = ("ExampleStatistics", "statistics")
-ANOMALIES = ("ExampleAnomalies", "anomalies")
-MODEL = ("Model", "model")
-EVALUATION = ("ModelEvaluation", "evaluation")
-BLESSING = ("ModelBlessing", "blessing")
-PUSHED_MODEL = ("PushedModel", "pushed_model")
 # Readers' descriptions of the heads this project's Evaluator judges; other heads get a generic one.
 HEAD_LABELS = {
     features.INTERACTION: "P(rated): rated vs. sampled unrated movies; every eval example counts.",
@@ -38,92 +27,10 @@ HEAD_LABELS = {
 MAX_ANOMALIES = 20
 
 
-class RunNotFoundError(LookupError):
-  """The ML Metadata store has no pipeline run with the requested id (or none at all)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunArtifacts:
-  """One run's context and its executions' output artifacts (TFX Artifact objects)."""
-  pipeline_name: str
-  run_id: str
-  created_ms: int
-  outputs: Dict[Tuple[str, str], list]  # (artifact type, output key) -> artifacts, newest last
-  example_gen_input_base: Optional[str]
-
-  def latest(self, kind: Tuple[str, str]):
-    """The newest artifact of `kind` in the run, or None when no execution of the run produced one."""
-    found = self.outputs.get(kind)
-    return found[-1] if found else None
-
-
-def open_store(metadata_path: Path):
-  """A read-only MetadataStore on the SQLite file `metadata_path` (which must exist)."""
-  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-
-  if not Path(metadata_path).is_file():
-    raise FileNotFoundError(f"no ML Metadata store at {metadata_path}: run `recsys pipeline run` first, or pass "
-                            "--metadata-path")
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = str(metadata_path)
-  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  return metadata_store.MetadataStore(config)
-
-
-def read_run(store, run: str = LATEST) -> RunArtifacts:
-  """Finds pipeline run `run` ("latest" or a run id) in `store` and collects its output artifacts."""
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
-  # Imported for its side effect: deserialize_artifact maps MLMD types onto these registered classes.
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
-
-  runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
-  if not runs:
-    raise RunNotFoundError("the ML Metadata store holds no pipeline run")
-  if run == LATEST:
-    context = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
-  else:
-    matching = [c for c in runs if c.name == run]
-    if not matching:
-      recent = ", ".join(c.name for c in sorted(runs, key=lambda c: -c.create_time_since_epoch)[:5])
-      raise RunNotFoundError(f"no pipeline run {run!r} in the ML Metadata store; most recent runs: {recent}")
-    context = matching[0]
-
-  executions = sorted(store.get_executions_by_context(context.id), key=lambda e: (e.create_time_since_epoch, e.id))
-  events = store.get_events_by_execution_ids([e.id for e in executions])
-  output_types = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-  keyed = [(event.artifact_id, event.path.steps[0].key) for event in events
-           if event.type in output_types and event.path.steps]
-  artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({artifact_id for artifact_id, _ in keyed}))}
-  types = {t.id: t for t in store.get_artifact_types_by_id(sorted({a.type_id for a in artifacts.values()}))}
-  outputs: Dict[Tuple[str, str], list] = {}
-  for artifact_id, key in keyed:
-    artifact = artifacts[artifact_id]
-    artifact_type = types[artifact.type_id]
-    outputs.setdefault((artifact_type.name, key), []).append(
-        artifact_utils.deserialize_artifact(artifact_type, artifact))
-  for found in outputs.values():
-    found.sort(key=lambda a: a.mlmd_artifact.create_time_since_epoch)
-
-  pipeline_name = ""
-  input_base = None
-  for execution in executions:
-    # TFX records a component's exec properties as the execution's MLMD custom properties.
-    if "input_base" in execution.custom_properties:
-      input_base = execution.custom_properties["input_base"].string_value
-  nodes = [c.name for c in store.get_contexts_by_execution(executions[0].id)
-           if c.type == NODE_CONTEXT_TYPE] if executions else []
-  if nodes:
-    pipeline_name = nodes[0].rsplit(".", 1)[0]  # node contexts are named "<pipeline>.<node id>"
-  return RunArtifacts(pipeline_name=pipeline_name, run_id=context.name, created_ms=context.create_time_since_epoch,
-                      outputs=outputs, example_gen_input_base=input_base)
-
-
 def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
                     min_slice_examples: float = DEFAULT_MIN_SLICE_EXAMPLES) -> RunReport:
   """Reads everything the report shows about run `run` of the ML Metadata store at `metadata_path`."""
-  found = read_run(open_store(metadata_path), run)
+  found = reader.read_run(reader.open_store(metadata_path), run)
   evaluation, blessing_artifact = found.latest(EVALUATION), found.latest(BLESSING)
   heads: Tuple[HeadResult, ...] = ()
   blessing = None
@@ -165,7 +72,7 @@ def _dataset(input_base: Optional[str]) -> str:
   """The data layer's source (its prepared.json manifest beside the imported splits), else the input base."""
   import json  # pylint: disable=g-import-not-at-top
 
-  from pipeline import prepare  # pylint: disable=g-import-not-at-top
+  from pipeline.data import prepare  # pylint: disable=g-import-not-at-top
 
   if input_base is None:
     return "unknown (no ExampleGen execution in this run)"
@@ -312,10 +219,9 @@ def _threshold_checks(eval_config, validation, overall, candidate: str, baseline
 def read_split_stats(statistics) -> Tuple[SplitStats, ...]:
   """Rows, distinct users/movies and the rating histogram of every split StatisticsGen described."""
   from tfx.components.statistics_gen import stats_artifact_utils  # pylint: disable=g-import-not-at-top
-  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
 
   result = []
-  for split in artifact_utils.decode_split_names(statistics.split_names):
+  for split in reader.split_names(statistics):
     dataset = stats_artifact_utils.load_statistics(statistics, split).proto().datasets[0]
     by_name = {"/".join(f.path.step): f for f in dataset.features}
     histogram = next((h for h in by_name[features.RATING].num_stats.histograms
@@ -337,18 +243,13 @@ def _distinct(feature) -> int:
 def read_anomalies(anomalies) -> Tuple[Anomaly, ...]:
   """ExampleValidator's findings per split, most severe first, at most MAX_ANOMALIES."""
   from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
-  from tfx.components.example_validator import executor  # pylint: disable=g-import-not-at-top
-  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
-  from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
 
   found = []
-  for split in artifact_utils.decode_split_names(anomalies.split_names):
-    path = os.path.join(artifact_utils.get_split_uri([anomalies], split), executor.DEFAULT_FILE_NAME)
-    proto = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+  for split in reader.split_names(anomalies):
+    proto = reader.load_anomalies(anomalies, split)
     for feature, info in proto.anomaly_info.items():
-      reasons = "; ".join(f"{r.short_description}: {r.description}" for r in info.reason) or info.description
       found.append((info.severity, Anomaly(split, feature, anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
-                                           reasons)))
+                                           reader.anomaly_reasons(info))))
     if proto.HasField("dataset_anomaly_info"):
       info = proto.dataset_anomaly_info
       found.append((info.severity, Anomaly(split, "(dataset)", anomalies_pb2.AnomalyInfo.Severity.Name(
@@ -358,13 +259,13 @@ def read_anomalies(anomalies) -> Tuple[Anomaly, ...]:
 
 
 def ranking_scores(model_uri: str, examples, k: int, model_aucs: Dict[str, float]) -> Tuple[RankingScore, ...]:
-  """HR@k / NDCG@k of the Trainer's serving model (pipeline.ranking) with its AUCs `model_aucs` (head -> TFMA
-  AUC), and of the most-popular list with its AUCs on the same eval examples (pipeline.popularity_auc)."""
+  """HR@k / NDCG@k of the Trainer's serving model (pipeline.metrics.ranking) with its AUCs `model_aucs` (head -> TFMA
+  AUC), and of the most-popular list with its AUCs on the same eval examples (pipeline.metrics.popularity_auc)."""
   from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
   from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
 
-  from pipeline import popularity_auc  # pylint: disable=g-import-not-at-top
-  from pipeline import ranking  # pylint: disable=g-import-not-at-top
+  from pipeline.metrics import popularity_auc  # pylint: disable=g-import-not-at-top
+  from pipeline.metrics import ranking  # pylint: disable=g-import-not-at-top
 
   splits = {split: artifact_utils.get_split_uri([examples], split)
             for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT)}

@@ -9,8 +9,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import report_data
-from pipeline.report_data import CalibrationHistogram, HeadResult, RankingScore, SliceResult, SplitStats
+from pipeline.report import data as report_data
+from pipeline.report.data import CalibrationHistogram, HeadResult, RankingScore, SliceResult, SplitStats
 
 _COLORS = {report_data.OK: "#2f7ed8", report_data.BELOW: "#d9534f", report_data.TOO_SMALL: "#b0b0b0"}
 _DPI = 100

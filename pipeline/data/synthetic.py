@@ -17,8 +17,8 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from pipeline import movielens
-from pipeline.progress import Progress
+from pipeline.data import movielens
+from pipeline.data.progress import Progress
 
 GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
           "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",

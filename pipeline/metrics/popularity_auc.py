@@ -10,7 +10,7 @@ from typing import Dict
 import numpy as np
 
 from components import features
-from pipeline import ranking
+from pipeline.metrics import ranking
 
 
 def popularity_aucs(train_dir: Path, eval_dir: Path) -> Dict[str, float]:

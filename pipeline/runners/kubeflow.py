@@ -6,12 +6,11 @@ PipelineSpec, the form both `kfp.Client().create_run_from_pipeline_package` (whi
 Compiling needs no cluster, no cloud storage and no network: components find their code in the image by
 module path (components.transform.preprocessing_fn, components.trainer.run_fn).
 """
-import argparse
 import dataclasses
 import importlib.metadata
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, List
+from typing import TYPE_CHECKING, Any, List
 
 from pipeline.config import PipelineConfig
 
@@ -143,43 +142,3 @@ def write_spec(spec: "pipeline_spec_pb2.PipelineSpec", output: Path) -> None:
       json.dump(document, f, indent=2, sort_keys=True)
     else:
       yaml.safe_dump(document, f, sort_keys=True)
-
-
-def _spec_path(text: str) -> Path:
-  """--output: YAML, which KFP and Vertex AI read, or JSON, which only Vertex AI reads."""
-  path = Path(text)
-  if path.suffix not in (".yaml", ".yml", ".json"):
-    raise argparse.ArgumentTypeError(f"{text}: expected a .yaml (Kubeflow Pipelines and Vertex AI) or "
-                                     ".json (Vertex AI only) file name")
-  return path
-
-
-def _compile(args: argparse.Namespace) -> int:
-  write_spec(compile_pipeline(args.config_from_args(args), args.image), args.output)
-  print(f"wrote {args.output} (image {args.image})")
-  return 0
-
-
-def register_compile(pipeline_subparsers: argparse._SubParsersAction,
-                     add_config_arguments: Callable[[argparse.ArgumentParser], None],
-                     config_from_args: Callable[[argparse.Namespace], PipelineConfig]) -> None:
-  """Adds `recsys pipeline compile` under the `pipeline` command group.
-
-  `add_config_arguments(parser)` adds the flags `recsys pipeline run` builds its PipelineConfig from and
-  `config_from_args(args)` builds it, so both commands compile the same pipeline from the same flags.
-  """
-  parser = pipeline_subparsers.add_parser(
-      "compile", help="Compile the pipeline into a KFP v2 pipeline spec for Kubeflow Pipelines or Vertex AI.",
-      description="Compiles the pipeline `pipeline run` runs. Its paths are chosen per run instead: the "
-                  "pipeline root when the run is submitted, the examples and the serving directory as the "
-                  "runtime parameters data_root and push_destination; --pipeline-root, --metadata-path, "
-                  "--examples-dir and --serving-dir do not reach the spec.")
-  add_config_arguments(parser)
-  parser.add_argument("--output", type=_spec_path, required=True,
-                      help="PipelineSpec file to write, e.g. kubeflow/pipeline.yaml.")
-  parser.add_argument("--image", default=DEFAULT_IMAGE,
-                      help="Container image of every step, built from kubeflow/Dockerfile (default %(default)s).")
-  parser.add_argument("--beam-arg", action="append", metavar="ARG",
-                      help="A Beam argument for every Beam-based step, e.g. --beam-arg=--runner=DataflowRunner "
-                           "--beam-arg=--region=us-central1; repeatable.")
-  parser.set_defaults(handler=_compile, config_from_args=config_from_args)

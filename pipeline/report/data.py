@@ -1,5 +1,5 @@
-"""What an evaluation report shows, as plain data: filled from ML Metadata by run_artifacts, drawn by
-report_plots and laid out by report."""
+"""What an evaluation report shows, as plain data: filled from ML Metadata by report/load.py, drawn by
+plots.py and laid out by html.py."""
 import dataclasses
 import math
 from typing import Dict, Optional, Tuple

@@ -1,0 +1,152 @@
+"""`recsys pipeline run|compile`: builds a PipelineConfig from flags and runs or compiles the pipeline."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.cli import data as data_cli
+from pipeline.cli import flags
+from pipeline.cli.flags import Flag
+from components.hparams import ModelConfig, TrainConfig
+from pipeline.config import CURATED_SCHEMA_DIR, EvalConfig, PipelineConfig
+
+BEAM_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+
+
+PATH_FLAGS = (
+    "pipeline_name",
+    Flag("pipeline_root", help="Artifacts and ML Metadata."),
+    Flag("metadata_path", help="SQLite ML Metadata file (None: <pipeline-root>/metadata.sqlite)."),
+    Flag("examples_dir", help="Where the prepared train/eval tf.Examples are written (None: out/examples/<dataset>)."),
+    Flag("serving_dir", help="Pusher writes <serving-dir>/<model-name>/<version>/."),
+    "model_name",
+)
+MODEL_FLAGS = (Flag("gmf_embedding_dim", "gmf-dim"), Flag("mlp_embedding_dim", "mlp-dim"),
+               Flag("mlp_layers", help="Comma-separated units, e.g. 64,32,16."), "l2")
+TRAIN_FLAGS = (
+    "epochs", "batch_size", "learning_rate",
+    Flag("negatives_per_positive", "negatives", "Sampled unrated movies per rated pair, redrawn every epoch."),
+    "negative_sampler", "interaction_loss_weight", "liked_loss_weight",
+    Flag("liked_blend", help="Ranking score = P(interaction) * P(liked) ** blend."),
+    "id_dropout", "recommend_k",
+)
+EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+  """Flags that build a PipelineConfig; shared by `pipeline run` and `pipeline compile`."""
+  data_cli.add_data_flags(parser)
+  paths = parser.add_argument_group("paths")
+  flags.add_flags(paths, PipelineConfig, PATH_FLAGS, "pipeline_")
+  paths.add_argument("--schema-dir", type=Path, default=CURATED_SCHEMA_DIR,
+                     help="Curated schema.pbtxt imported with ImportSchemaGen (default %(default)s).")
+  paths.add_argument("--infer-schema", action="store_true",
+                     help="Infer the schema with SchemaGen instead of importing the curated one (first use of "
+                          "a new data source).")
+  flags.add_flags(parser.add_argument_group("model"), ModelConfig, MODEL_FLAGS, "model_")
+  flags.add_flags(parser.add_argument_group("training"), TrainConfig, TRAIN_FLAGS, "train_")
+  flags.add_flags(parser.add_argument_group("blessing"), EvalConfig, EVAL_FLAGS, "eval_")
+  beam = parser.add_argument_group("beam")
+  beam.add_argument("--beam-mode", choices=BEAM_RUNNING_MODES, default="in_memory",
+                    help="DirectRunner running mode (default %(default)s).")
+  beam.add_argument("--beam-workers", type=int, default=1, help="DirectRunner workers (--direct_num_workers).")
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+  """The PipelineConfig named by the flags of add_config_arguments."""
+  data = data_cli.data_config(args)
+  return flags.from_flags(
+      PipelineConfig, args, PATH_FLAGS, "pipeline_",
+      examples_dir=args.pipeline_examples_dir or Path("out/examples") / data.dataset,
+      schema_dir=None if args.infer_schema else args.schema_dir,
+      beam_args=(f"--direct_running_mode={args.beam_mode}", f"--direct_num_workers={args.beam_workers}",
+                 *(args.beam_arg or ())),  # --beam-arg: `run` adds it, `compile` (runners/kubeflow.py) too
+      data=data,
+      model=flags.from_flags(ModelConfig, args, MODEL_FLAGS, "model_"),
+      train=flags.from_flags(TrainConfig, args, TRAIN_FLAGS, "train_"),
+      eval=flags.from_flags(EvalConfig, args, EVAL_FLAGS, "eval_"))
+
+
+def _run(args: argparse.Namespace) -> int:
+  from pipeline.anomalies_gate import ExampleAnomaliesError
+  from pipeline.runners import local as local_runner
+  from pipeline.runs import summary
+  from pipeline.data.prepare import prepare_examples
+
+  config = config_from_args(args)
+  prepared = prepare_examples(config.data, config.examples_dir)
+  try:
+    local_runner.run(config)
+  except ExampleAnomaliesError as error:
+    print(f"recsys pipeline run: {error}", file=sys.stderr)
+    return 2
+  run_summary = summary.summarize(config)
+  print(run_summary.format())
+  if args.summary_json:
+    args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+    args.summary_json.write_text(json.dumps(run_summary.as_dict(), indent=2) + "\n")
+  if args.report:
+    from pipeline.report import html as report
+    print(f"report: {report.write_report(config.pipeline_root, config.metadata_path, args.report)}")
+  if args.demo and run_summary.pushed_path:
+    from serving.demo import run_demo
+    run_demo(config.serving_dir, config.model_name, prepared.movies_csv, args.demo_user)
+  return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+  """Adds the `pipeline` command group: `run` (LocalDagRunner) and `compile` (Kubeflow Pipelines spec)."""
+  parser = subparsers.add_parser("pipeline", help="Run or compile the TFX pipeline.")
+  commands = parser.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")
+  run = commands.add_parser("run", help="Prepare the data and run the pipeline here (LocalDagRunner, SQLite "
+                                        "ML Metadata).")
+  add_config_arguments(run)
+  run.add_argument("--beam-arg", action="append", metavar="ARG",
+                   help="Extra Beam argument passed through (Dataflow/Flink/Spark runner options), e.g. "
+                        "--beam-arg=--runner=FlinkRunner; repeatable.")
+  run.add_argument("--summary-json", type=Path, help="Also write the end-of-run summary to this JSON file.")
+  run.add_argument("--report", type=Path, metavar="HTML",
+                   help="Also write the evaluation report of this run (HTML, PNGs beside it).")
+  run.add_argument("--demo", action="store_true",
+                   help="After a push, serve the model and print recommendations for --demo-user.")
+  run.add_argument("--demo-user", default="1", help="User id for --demo (default %(default)s).")
+  run.set_defaults(handler=_run)
+  _add_compile(commands)
+
+
+def _spec_path(text: str) -> Path:
+  """--output: YAML, which KFP and Vertex AI read, or JSON, which only Vertex AI reads."""
+  path = Path(text)
+  if path.suffix not in (".yaml", ".yml", ".json"):
+    raise argparse.ArgumentTypeError(f"{text}: expected a .yaml (Kubeflow Pipelines and Vertex AI) or "
+                                     ".json (Vertex AI only) file name")
+  return path
+
+
+def _compile(args: argparse.Namespace) -> int:
+  from pipeline.runners import kubeflow as kubeflow_runner
+
+  kubeflow_runner.write_spec(kubeflow_runner.compile_pipeline(config_from_args(args), args.image), args.output)
+  print(f"wrote {args.output} (image {args.image})")
+  return 0
+
+
+def _add_compile(commands: argparse._SubParsersAction) -> None:
+  """Adds `recsys pipeline compile`: the same flags as `run`, so both build the same pipeline."""
+  from pipeline.runners import kubeflow as kubeflow_runner
+
+  parser = commands.add_parser(
+      "compile", help="Compile the pipeline into a KFP v2 pipeline spec for Kubeflow Pipelines or Vertex AI.",
+      description="Compiles the pipeline `pipeline run` runs. Its paths are chosen per run instead: the "
+                  "pipeline root when the run is submitted, the examples and the serving directory as the "
+                  "runtime parameters data_root and push_destination; --pipeline-root, --metadata-path, "
+                  "--examples-dir and --serving-dir do not reach the spec.")
+  add_config_arguments(parser)
+  parser.add_argument("--output", type=_spec_path, required=True,
+                      help="PipelineSpec file to write, e.g. kubeflow/pipeline.yaml.")
+  parser.add_argument("--image", default=kubeflow_runner.DEFAULT_IMAGE,
+                      help="Container image of every step, built from kubeflow/Dockerfile (default %(default)s).")
+  parser.add_argument("--beam-arg", action="append", metavar="ARG",
+                      help="A Beam argument for every Beam-based step, e.g. --beam-arg=--runner=DataflowRunner "
+                           "--beam-arg=--region=us-central1; repeatable.")
+  parser.set_defaults(handler=_compile)

@@ -1,0 +1,1 @@
+"""The data layer: MovieLens readers, the synthetic generator, download, split and example preparation."""

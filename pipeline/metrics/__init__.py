@@ -1,0 +1,1 @@
+"""Metrics the pipeline computes beside TFMA: ranking (HR@K, NDCG@K) and the popularity baseline."""

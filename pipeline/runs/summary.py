@@ -1,0 +1,102 @@
+"""The end-of-run summary, read back from ML Metadata: what ran (or came from the cache) and for how long,
+rows per split, each head's AUC against its threshold and the baseline, blessing and the pushed version.
+"""
+import dataclasses
+from typing import Any, Dict, Optional
+
+from pipeline.config import PipelineConfig
+from pipeline.runs import reader
+
+HEAD_AUC = "auc"
+
+
+@dataclasses.dataclass
+class ComponentRun:
+  """One node's execution in the run: its MLMD state (COMPLETE, CACHED, FAILED, ...) and wall seconds."""
+  state: str
+  seconds: float
+
+
+@dataclasses.dataclass
+class HeadAuc:
+  """A head's AUC on the overall eval slice, its lower bound and the latest blessed model's AUC (if any)."""
+  value: Optional[float]
+  threshold: float
+  baseline: Optional[float] = None
+
+
+@dataclasses.dataclass
+class RunSummary:
+  """What `recsys pipeline run` prints and writes with --summary-json."""
+  pipeline_name: str
+  run_id: str
+  dataset: str
+  rows: Dict[str, int]
+  auc: Dict[str, HeadAuc]
+  model_path: Optional[str]  # the Trainer's SavedModel of this run
+  blessed: Optional[bool]
+  pushed_path: Optional[str]
+  components: Dict[str, ComponentRun]
+  wall_seconds: float
+
+  def as_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def format(self) -> str:
+    """Human-readable lines for the terminal."""
+    lines = [f"pipeline {self.pipeline_name} run {self.run_id} on {self.dataset}",
+             "rows: " + ", ".join(f"{split} {count:,}" for split, count in self.rows.items())]
+    for head, auc in self.auc.items():
+      value = "n/a" if auc.value is None else f"{auc.value:.4f}"
+      baseline = "no baseline" if auc.baseline is None else f"baseline {auc.baseline:.4f}"
+      lines.append(f"AUC {head}: {value} (threshold >= {auc.threshold:.2f}, {baseline})")
+    lines.append("blessed: " + {True: "yes", False: "NO", None: "not evaluated"}[self.blessed])
+    lines.append(f"pushed: {self.pushed_path or 'nothing'}")
+    lines.append("wall time per component:")
+    for name, run in self.components.items():
+      lines.append(f"  {name:<32} {run.seconds:7.1f} s  {run.state.lower()}")
+    lines.append(f"  {'total':<32} {self.wall_seconds:7.1f} s")
+    return "\n".join(lines)
+
+
+def overall_aucs(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+  """{head: {"candidate": auc, "baseline": auc}} on the overall slice from the Evaluator's metrics."""
+  import tensorflow_model_analysis as tfma
+
+  aucs: Dict[str, Dict[str, float]] = {}
+  for metrics in tfma.load_metrics(evaluation_uri):
+    if metrics.slice_key.single_slice_keys or metrics.HasField("cross_slice_key"):
+      continue
+    for entry in metrics.metric_keys_and_values:
+      key = entry.key
+      if key.name != HEAD_AUC or key.is_diff:
+        continue
+      role = "baseline" if key.model_name == "baseline" else "candidate"
+      aucs.setdefault(key.output_name, {})[role] = entry.value.double_value.value
+  return aucs
+
+
+def summarize(config: PipelineConfig) -> RunSummary:
+  """Reads the latest run of `config.pipeline_name` from its SQLite ML Metadata and returns its summary."""
+  from tfx.utils import path_utils
+
+  from components import features
+  from pipeline.pipeline import metadata_path
+
+  found = reader.read_run(reader.open_store(metadata_path(config)), pipeline_name=config.pipeline_name)
+  components = {e.node: ComponentRun(e.state, e.seconds) for e in found.executions}
+  statistics, evaluation = found.latest(reader.STATISTICS), found.latest(reader.EVALUATION)
+  model, blessing, pushed = (found.latest(kind) for kind in (reader.MODEL, reader.BLESSING, reader.PUSHED_MODEL))
+  measured = overall_aucs(evaluation.uri) if evaluation is not None else {}
+  thresholds = {features.INTERACTION: config.eval.min_interaction_auc, features.LIKED: config.eval.min_liked_auc}
+  auc = {head: HeadAuc(measured.get(head, {}).get("candidate"), threshold, measured.get(head, {}).get("baseline"))
+         for head, threshold in thresholds.items()}
+  pushed_path = None
+  if pushed is not None and pushed.get_int_custom_property("pushed"):
+    pushed_path = pushed.get_string_custom_property("pushed_destination")
+  return RunSummary(
+      pipeline_name=config.pipeline_name, run_id=found.run_id, dataset=config.data.dataset,
+      rows=reader.split_rows(statistics) if statistics is not None else {}, auc=auc,
+      model_path=path_utils.serving_model_path(model.uri) if model is not None else None,
+      blessed=bool(blessing.get_int_custom_property("blessed")) if blessing is not None else None,
+      pushed_path=pushed_path, components=components, wall_seconds=found.wall_seconds)
