@@ -12,7 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
   from pipeline.cli import data as data_cli
   from pipeline.cli import pipeline as pipeline_cli
   from pipeline.cli import report as report_cli
-  from serving import cli as serving_cli
+  from pipeline.cli import serving as serving_cli
 
   parser = argparse.ArgumentParser(
       prog="recsys",

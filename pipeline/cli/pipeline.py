@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.report import html as report
     print(f"report: {report.write_report(config.pipeline_root, config.metadata_path, args.report)}")
   if args.demo and run_summary.pushed_path:
-    from serving.demo import run_demo
+    from pipeline.recommender.demo import run_demo
     run_demo(config.serving_dir, config.model_name, prepared.movies_csv, args.demo_user)
   return 0
 
