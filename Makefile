@@ -8,7 +8,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROTOS := $(patsubst %.proto,%_pb2.py,$(wildcard serving/protos/*.proto))
 OUT ?= out
-export TF_USE_LEGACY_KERAS := 0
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
 .PHONY: setup browser run serve test clean

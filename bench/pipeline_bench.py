@@ -1,6 +1,6 @@
 """Runs the whole pipeline from an empty pipeline root and prints one JSON object: wall time per component
 (from ML Metadata), both heads' AUCs (TFMA), and HR@K / NDCG@K of the trained model next to the most-popular
-baseline (pipeline/ranking.py).
+baseline (pipeline/metrics/ranking.py).
 
 Usage (every `recsys pipeline run` flag is accepted):
   .venv/bin/python bench/pipeline_bench.py --dataset ml-100k --data-dir ../shared/data/movielens/ml-100k \
