@@ -47,7 +47,8 @@ def main() -> None:
   run_seconds = time.monotonic() - start - prepare_seconds
   run = summary.summarize(config)
   quality = ranking.evaluate(Path(run.model_path), config.examples_dir / features.TRAIN_SPLIT,
-                             config.examples_dir / features.EVAL_SPLIT, k=10)
+                             [config.examples_dir / features.EVAL_SPLIT, config.examples_dir / features.RANKING_SPLIT],
+                             k=10)
   print(json.dumps({
       "benchmark": "pipeline run", "dataset": config.data.dataset, "rows": prepared.rows,
       "beam_args": list(config.beam_args), "epochs": config.train.epochs,

@@ -20,4 +20,5 @@ NO_GENRE = "(no genres listed)"  # MovieLens' own spelling for a movie without g
 USER_ACTIVITY_BUCKETS = ((0, "<20"), (20, "20-49"), (50, "50-99"), (100, "100-199"), (200, "200+"))
 
 TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
+EVAL_SPLIT = "eval"  # held-out rated pairs + the sampled unrated pairs the Evaluator judges
+RANKING_SPLIT = "ranking"  # the other sampled unrated pairs of each eval user: ranking candidates only

@@ -22,7 +22,12 @@ class DataConfig:
     cache_dir: where downloads and synthetic data are kept.
     split: "temporal" holds out each user's most recent ratings; "random" a seeded random fraction.
     eval_fraction: share of each user's ratings (temporal) or of all ratings (random) that go to eval.
-    eval_negatives: sampled unrated movies per eval user, written once so every model sees the same ones.
+    eval_negatives: sampled unrated movies per eval user, written once so every model sees the same ones: the
+      ranking metrics rank each user's held-out liked movie against all of them (the NCF protocol).
+    evaluator_negatives: how many of those go to the `eval` split that the Evaluator (TFMA) judges; the rest go
+      to the `ranking` split, read by the ranking metrics only. The interaction AUC compares rated with sampled
+      unrated movies, and a uniform subset of the negatives leaves its expected value unchanged
+      (BENCHMARKS.md, "Scale"), while TFMA's cost falls with the rows it reads.
     seed: seeds the split, the eval negatives and the synthetic generator.
     on_bad_rows: "fail" stops at the first bad row naming file and line; "skip" skips and reports them.
     synthetic_users / synthetic_movies / synthetic_ratings: shape of the synthetic set.
@@ -33,6 +38,7 @@ class DataConfig:
   split: SplitMode = "temporal"
   eval_fraction: float = 0.1
   eval_negatives: int = 99
+  evaluator_negatives: int = 9
   seed: int = 42
   on_bad_rows: BadRowPolicy = "fail"
   synthetic_users: int = 943
@@ -50,6 +56,29 @@ class EvalConfig:
   # cached (components/baseline.py). False uses TFX's LatestBlessedModelStrategy, the only one besides
   # LatestArtifactStrategy that the Kubeflow V2 compiler accepts.
   baseline_excludes_candidate: bool = True
+
+
+BeamMode = Literal["in_memory", "multi_threading", "multi_processing", "portable"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+  """Where the Beam work of ExampleGen, StatisticsGen, Transform and Evaluator runs (see pipeline/runners/beam.py).
+
+  Attributes:
+    mode: a DirectRunner running mode, or "portable": a job submitted to `job_endpoint` (Flink, Spark or Beam's
+      local job service) over Beam's portable API.
+    workers: DirectRunner worker count (--direct_num_workers); in portable mode the job server decides.
+    job_endpoint: HOST:PORT of the job server; portable mode only.
+    worker_pool: HOST:PORT of an external SDK worker pool (EXTERNAL environment); None: the job server's default
+      environment. Portable mode only.
+    extra_args: passed through after the above (Dataflow, Flink or Spark runner options).
+  """
+  mode: BeamMode = "in_memory"
+  workers: int = 1
+  job_endpoint: Optional[str] = None
+  worker_pool: Optional[str] = None
+  extra_args: Tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,17 +33,23 @@ def test_splits_hold_rated_train_and_rated_plus_sampled_eval(prepared):
   config, data = prepared
   train = read(data.examples_dir / "train" / "ratings.tfrecord.gz")
   held_out = read(data.examples_dir / "eval" / "ratings.tfrecord.gz")
-  assert data.rows == {"train": len(train), "eval": len(held_out)}
+  candidates = read(data.examples_dir / "ranking" / "ratings.tfrecord.gz")
+  assert data.rows == {"train": len(train), "eval": len(held_out), "ranking": len(candidates)}
   assert all(value(e, features.INTERACTION) == [1] and value(e, features.IS_SAMPLED) == [0] for e in train)
-  sampled = [e for e in held_out if value(e, features.IS_SAMPLED) == [1]]
+  judged = [e for e in held_out if value(e, features.IS_SAMPLED) == [1]]
   rated = [e for e in held_out if value(e, features.IS_SAMPLED) == [0]]
-  assert len(sampled) == 60 * config.eval_negatives and len(rated) + len(train) == 3000
+  assert all(value(e, features.IS_SAMPLED) == [1] for e in candidates)
+  # The Evaluator judges `evaluator_negatives` of each eval user's sampled movies; ranking gets all of them.
+  assert len(judged) == 60 * config.evaluator_negatives
+  assert len(judged) + len(candidates) == 60 * config.eval_negatives and len(rated) + len(train) == 3000
+  sampled = judged + candidates
   assert all(value(e, features.INTERACTION) == [0] and value(e, features.RATING) == [0.0]
              and value(e, features.LIKED) == [0] for e in sampled)
   for example in rated + train:
     assert value(example, features.LIKED) == [int(value(example, features.RATING)[0] >= 4.0)]
   rated_pairs = {(value(e, "user_id")[0], value(e, "movie_id")[0]) for e in train + rated}
   assert not any((value(e, "user_id")[0], value(e, "movie_id")[0]) in rated_pairs for e in sampled)
+  assert len({(value(e, "user_id")[0], value(e, "movie_id")[0]) for e in sampled}) == len(sampled)
 
 
 def test_examples_carry_every_feature_with_multi_valued_genres(prepared):
@@ -65,3 +71,38 @@ def test_same_inputs_leave_files_untouched(prepared):
   before = path.stat().st_mtime_ns
   assert prepare.prepare_examples(config, data.examples_dir) == data
   assert path.stat().st_mtime_ns == before
+
+
+def _reference_example(user: int, movie: int, genres: str, rating: float, timestamp: int, activity: str,
+                       is_sampled: bool) -> tf.train.Example:
+  """The per-example encoding the data layer used before it wrote Arrow batches (kept here as the reference)."""
+  def text(*values: str) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+  def integer(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.USER_ID: text(str(user)), features.MOVIE_ID: text(str(movie)),
+      features.GENRES: text(*genres.split("|")),
+      features.RATING: tf.train.Feature(float_list=tf.train.FloatList(value=[float(rating)])),
+      features.TIMESTAMP: integer(timestamp), features.LIKED: integer(rating >= features.LIKED_THRESHOLD),
+      features.INTERACTION: integer(not is_sampled), features.IS_SAMPLED: integer(is_sampled),
+      features.USER_ACTIVITY: text(activity)}))
+
+
+@pytest.mark.parametrize("is_sampled", [False, True])
+def test_batched_encoding_equals_the_per_example_one(tmp_path, is_sampled):
+  import pandas as pd
+
+  table = pd.DataFrame({"user_id": [1, 2, 30, 2], "movie_id": [10, 11, 12, 1000],
+                        "rating": [4.0, 3.5, 5.0, 0.5], "timestamp": [100, 200, 300, 2**40],
+                        "genres": ["Drama", "Action|Comedy|Sci-Fi", "(no genres listed)", "Film-Noir|Drama"]})
+  activity = pd.Series(["20-49", "200+"], index=[1, 2])  # user 30 has no train ratings: the lowest bucket
+  path = tmp_path / "split" / "ratings.tfrecord.gz"
+  path.parent.mkdir()
+  assert prepare._write_examples(path, [(table, is_sampled)], activity) == 4  # pylint: disable=protected-access
+  expected = [_reference_example(
+      row.user_id, row.movie_id, row.genres, 0.0 if is_sampled else row.rating, 0 if is_sampled else row.timestamp,
+      activity.get(row.user_id, features.USER_ACTIVITY_BUCKETS[0][1]), is_sampled) for row in table.itertuples()]
+  assert read(path) == expected

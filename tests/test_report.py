@@ -381,6 +381,8 @@ def test_report_of_a_real_pipeline_run(two_runs, tmp_path):
 
 
 def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
+  from components import features
+  from pipeline.metrics import ranking
   from pipeline.report import load as report_load
   from pipeline.runs.reader import RunNotFoundError
 
@@ -399,10 +401,10 @@ def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
   interaction = next(head for head in earlier.heads if head.head == "interaction")
   # `interaction` counts every eval example, `liked` (weighted by `interaction`) the rated ones only.
   assert interaction.metrics["example_count"] == prepared.rows["eval"]
-  sampled = next(s for s in interaction.slices if s.label == "is_sampled=1")
-  assert 0 < sampled.example_count < prepared.rows["eval"]
-  assert liked.metrics["example_count"] == prepared.rows["eval"] - sampled.example_count
-  assert {s.feature for s in liked.slices} == {"genres", "is_sampled", "user_activity"}
+  rated = int(ranking.read_split([prepared.examples_dir / "eval"], [features.INTERACTION])[features.INTERACTION].sum())
+  assert 0 < rated < prepared.rows["eval"]
+  assert liked.metrics["example_count"] == rated
+  assert {s.feature for s in liked.slices} == {"genres", "user_activity"}
   ncf, popular = earlier.ranking
   assert ncf.users == popular.users > 0 and ncf.k == 10
   assert 0.0 <= ncf.hit_rate <= 1.0 and 0.0 <= ncf.ndcg <= ncf.hit_rate

@@ -41,7 +41,8 @@ DATA_FLAGS = (
     Flag("dataset", help="MovieLens release, or the seeded synthetic set."),
     Flag("data_dir", help="An unpacked copy of the release on disk."),
     "cache_dir", "split", "eval_fraction",
-    Flag("eval_negatives", help="Sampled unrated movies per eval user."),
+    Flag("eval_negatives", help="Sampled unrated movies per eval user (ranking candidates)."),
+    Flag("evaluator_negatives", help="How many of them the Evaluator (TFMA) judges."),
     "seed", "on_bad_rows", "synthetic_users", "synthetic_movies", "synthetic_ratings",
 )
 PREFIX = "data_"

@@ -1,8 +1,10 @@
 """Turns a MovieLens release (or the synthetic set) into the train/eval tf.Examples ExampleGen imports.
 
-Output layout (read by ImportExampleGen as the named splits `train` and `eval`):
+Output layout (read by ImportExampleGen as the named splits `train`, `eval` and `ranking`):
   out_dir/train/ratings.tfrecord.gz   rated pairs of the train split
-  out_dir/eval/ratings.tfrecord.gz    held-out rated pairs + fixed sampled unrated pairs per eval user
+  out_dir/eval/ratings.tfrecord.gz    held-out rated pairs + the first `evaluator_negatives` of each eval user's
+                                      fixed sampled unrated pairs (what the Evaluator judges)
+  out_dir/ranking/ratings.tfrecord.gz the rest of those sampled pairs (ranking candidates only)
   out_dir/movies.csv                  movieId,title,genres of every movie (for titles in clients)
   out_dir/prepared.json               what was written, and the inputs it was written from
 A second call with the same inputs returns the existing output untouched, so the pipeline's cache
@@ -16,6 +18,8 @@ from typing import Dict
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import tensorflow as tf
 
 from components import features
@@ -28,6 +32,7 @@ from pipeline.config import DataConfig
 from pipeline.data.progress import Progress
 
 MANIFEST = "prepared.json"
+WRITE_CHUNK = 100_000  # rows encoded at once: bounds memory, amortises the per-call cost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,15 +82,14 @@ def prepare_examples(data: DataConfig, out_dir: Path) -> PreparedData:
   sampled = split.sample_unrated(table, held_out.user_id.unique(), catalog, data.eval_negatives, data.seed)
   sampled = sampled.merge(loaded.movies, on="movie_id", how="left")
   activity = split.user_activity(train)
-
-  for name in (features.TRAIN_SPLIT, features.EVAL_SPLIT):
+  judged = sampled.groupby("user_id", sort=False).cumcount().to_numpy() < data.evaluator_negatives
+  parts = {features.TRAIN_SPLIT: [(train, False)],
+           features.EVAL_SPLIT: [(held_out, False), (sampled[judged], True)],
+           features.RANKING_SPLIT: [(sampled[~judged], True)]}
+  rows = {}
+  for name, split_parts in parts.items():
     (out_dir / name).mkdir(parents=True, exist_ok=True)
-  rows = {
-      features.TRAIN_SPLIT: _write_examples(out_dir / features.TRAIN_SPLIT / "ratings.tfrecord.gz",
-                                            [(train, False)], activity),
-      features.EVAL_SPLIT: _write_examples(out_dir / features.EVAL_SPLIT / "ratings.tfrecord.gz",
-                                           [(held_out, False), (sampled, True)], activity),
-  }
+    rows[name] = _write_examples(out_dir / name / "ratings.tfrecord.gz", split_parts, activity)
   loaded.movies.rename(columns={"movie_id": "movieId"}).to_csv(out_dir / "movies.csv", index=False)
   saved = {"fingerprint": fingerprint, "source": str(source), "rows": rows,
            "users": int(table.user_id.nunique()), "movies": int(len(loaded.movies)),
@@ -108,41 +112,52 @@ def _fingerprint(data: DataConfig, source: Path) -> str:
 
 
 def _write_examples(path: Path, parts: list, activity: pd.Series) -> int:
-  """Writes (table, is_sampled) parts as GZIP tf.Examples to `path`; returns the number written."""
+  """Writes (table, is_sampled) parts as GZIP tf.Examples to `path`; returns the number written.
+
+  Rows are encoded WRITE_CHUNK at a time from Arrow columns by tfx_bsl's C++ encoder, so memory stays bounded
+  by the chunk and no Python runs per example.
+  """
+  from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
+
   total = sum(len(table) for table, _ in parts)
   progress = Progress(f"write {path.parent.name}", total, "examples", interval=5.0)
   with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
     for table, is_sampled in parts:
-      user_activity = activity.reindex(table.user_id.to_numpy()).fillna(
-          features.USER_ACTIVITY_BUCKETS[0][1]).to_numpy()
-      rating = np.zeros(len(table), np.float32) if is_sampled else table.rating.to_numpy(np.float32)
-      timestamp = np.zeros(len(table), np.int64) if is_sampled else table.timestamp.to_numpy(np.int64)
-      for user, movie, genres, stars, stamp, bucket in zip(
-          table.user_id.to_numpy(), table.movie_id.to_numpy(), table.genres.to_numpy(), rating,
-          timestamp, user_activity):
-        writer.write(_example(user, movie, genres, stars, stamp, bucket, is_sampled).SerializeToString())
-      progress.update(len(table))
+      for start in range(0, len(table), WRITE_CHUNK):
+        chunk = table.iloc[start:start + WRITE_CHUNK]
+        for record in example_coder.RecordBatchToExamples(_record_batch(chunk, is_sampled, activity)):
+          writer.write(record)
+        progress.update(len(chunk))
   progress.close()
   return total
 
 
-def _example(user: int, movie: int, genres: str, rating: float, timestamp: int, activity: str,
-             is_sampled: bool):
-  """One (user, movie) pair as a tf.Example with the features named in components.features."""
-  def text(*values: str) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+def _record_batch(table: pd.DataFrame, is_sampled: bool, activity: pd.Series) -> pa.RecordBatch:
+  """One Arrow column per feature of components.features, one list value per row (genres: one per genre)."""
+  n = len(table)
+  user_activity = activity.reindex(table.user_id.to_numpy()).fillna(features.USER_ACTIVITY_BUCKETS[0][1])
+  rating = np.zeros(n, np.float32) if is_sampled else table.rating.to_numpy(np.float32)
+  timestamp = np.zeros(n, np.int64) if is_sampled else table.timestamp.to_numpy(np.int64)
+  flag = np.full(n, int(is_sampled), np.int64)
+  genres = pc.split_pattern(_text(table.genres), "|").cast(pa.large_list(pa.large_binary()))
+  columns = {
+      features.USER_ID: _one_each(_text(table.user_id.astype(str)).cast(pa.large_binary())),
+      features.MOVIE_ID: _one_each(_text(table.movie_id.astype(str)).cast(pa.large_binary())),
+      features.GENRES: genres,
+      features.RATING: _one_each(pa.array(rating, pa.float32())),
+      features.TIMESTAMP: _one_each(pa.array(timestamp, pa.int64())),
+      features.LIKED: _one_each(pa.array((rating >= features.LIKED_THRESHOLD).astype(np.int64), pa.int64())),
+      features.INTERACTION: _one_each(pa.array(1 - flag, pa.int64())),
+      features.IS_SAMPLED: _one_each(pa.array(flag, pa.int64())),
+      features.USER_ACTIVITY: _one_each(_text(user_activity.astype(str)).cast(pa.large_binary())),
+  }
+  return pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
 
-  def integer(value: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
-  return tf.train.Example(features=tf.train.Features(feature={
-      features.USER_ID: text(str(user)),
-      features.MOVIE_ID: text(str(movie)),
-      features.GENRES: text(*genres.split("|")),
-      features.RATING: tf.train.Feature(float_list=tf.train.FloatList(value=[float(rating)])),
-      features.TIMESTAMP: integer(timestamp),
-      features.LIKED: integer(rating >= features.LIKED_THRESHOLD),
-      features.INTERACTION: integer(not is_sampled),
-      features.IS_SAMPLED: integer(is_sampled),
-      features.USER_ACTIVITY: text(activity),
-  }))
+def _text(values: pd.Series) -> pa.Array:
+  return pa.array(values.to_numpy(dtype=object), pa.large_string())
+
+
+def _one_each(values: pa.Array) -> pa.LargeListArray:
+  """[v0, v1, ...] -> [[v0], [v1], ...]: the list-per-row form tf.Example features take."""
+  return pa.LargeListArray.from_arrays(pa.array(np.arange(len(values) + 1), pa.int64()), values)

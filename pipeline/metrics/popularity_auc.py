@@ -7,8 +7,6 @@ The baseline scores a movie by its rating count in the train split. Examples and
 from pathlib import Path
 from typing import Dict
 
-import numpy as np
-
 from components import features
 from pipeline.metrics import ranking
 
@@ -17,9 +15,8 @@ def popularity_aucs(train_dir: Path, eval_dir: Path) -> Dict[str, float]:
   """{"interaction": AUC, "liked": AUC} of train rating counts as scores on the eval split."""
   from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
 
-  popularity = ranking.movie_popularity(train_dir)
-  evaluation = ranking.read_split(eval_dir, [features.MOVIE_ID, features.INTERACTION, features.LIKED])
-  scores = np.array([popularity.get(movie, 0) for movie in evaluation[features.MOVIE_ID]], float)
+  evaluation = ranking.read_split([eval_dir], [features.MOVIE_ID, features.INTERACTION, features.LIKED])
+  scores = ranking.popularity_scores(train_dir, evaluation[features.MOVIE_ID])
   rated = evaluation[features.INTERACTION] == 1
   return {features.INTERACTION: float(roc_auc_score(evaluation[features.INTERACTION], scores)),
           features.LIKED: float(roc_auc_score(evaluation[features.LIKED][rated], scores[rated]))}

@@ -1,7 +1,7 @@
 """Ranking quality on the NCF protocol, from an exported SavedModel's `predict` signature.
 
 Protocol: for every eval user, the latest held-out movie rated >= 4 is ranked against the user's fixed sampled
-unrated movies (99 by default) of the eval split. HR@K: share of users whose movie lands in the top K;
+unrated movies (99 by default) of the eval and ranking splits. HR@K: share of users whose movie lands in the top K;
 NDCG@K: mean 1 / log2(rank + 2) over those hits. A most-popular baseline (train rating counts) is ranked
 the same way. Tied scores count half a place, so a constant scorer is not rewarded.
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
+import pandas as pd
 
 from components import features
 
@@ -34,51 +35,54 @@ class RankingMetrics:
   ndcg: float
 
 
-def read_split(split_dir: Path, names: Sequence[str]) -> Dict[str, np.ndarray]:
-  """Reads the scalar features `names` of the GZIP tf.Examples in `split_dir` into numpy columns.
+def read_split(split_dirs: Sequence[Path], names: Sequence[str]) -> Dict[str, np.ndarray]:
+  """Reads the scalar features `names` of the GZIP tf.Examples in `split_dirs` into numpy columns.
 
   Ids come back as bytes, counts and labels as int64, ratings as float32; one value per example.
   """
   import tensorflow as tf
 
-  files = sorted(str(p) for p in Path(split_dir).glob("*.gz"))
+  files = sorted(str(p) for split_dir in split_dirs for p in Path(split_dir).glob("*.gz"))
   if not files:
-    raise FileNotFoundError(f"no *.gz tf.Example files in {split_dir}")
+    raise FileNotFoundError(f"no *.gz tf.Example files in {', '.join(map(str, split_dirs))}")
   spec = {name: tf.io.FixedLenFeature([], tf.as_dtype(COLUMN_DTYPES[name])) for name in names}
   dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65_536).map(
-      lambda records: tf.io.parse_example(records, spec))
+      lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE)
   columns: Dict[str, List[np.ndarray]] = {name: [] for name in spec}
   for batch in dataset:
     for name in spec:
       columns[name].append(batch[name].numpy())
-  return {name: np.concatenate(values) for name, values in columns.items()}
+  return {name: np.concatenate(values) if values else np.array([]) for name, values in columns.items()}
 
 
-def movie_popularity(train_dir: Path) -> Dict[bytes, int]:
-  """Train rating count per movie id: the most-popular baseline's score."""
-  movies, counts = np.unique(read_split(train_dir, [features.MOVIE_ID])[features.MOVIE_ID], return_counts=True)
-  return dict(zip(movies, counts.tolist()))
+def popularity_scores(train_dir: Path, movies: np.ndarray) -> np.ndarray:
+  """Train rating count of each movie id in `movies` (bytes, any shape): the most-popular baseline's score."""
+  known, counts = np.unique(read_split([train_dir], [features.MOVIE_ID])[features.MOVIE_ID], return_counts=True)
+  flat = movies.reshape(-1)
+  index = np.clip(np.searchsorted(known, flat), 0, len(known) - 1)
+  found = known[index] == flat
+  return np.where(found, counts[index], 0).astype(np.float64).reshape(movies.shape)
 
 
-def ranking_cases(eval_dir: Path) -> RankingCases:
-  """Builds the protocol's cases from the eval split; users without a held-out liked movie are left out."""
-  rows = read_split(eval_dir, [features.USER_ID, features.MOVIE_ID, features.RATING, features.TIMESTAMP,
-                               features.IS_SAMPLED])
-  sampled = rows[features.IS_SAMPLED] == 1
-  liked = ~sampled & (rows[features.RATING] >= features.LIKED_THRESHOLD)
-  latest: Dict[bytes, tuple] = {}
-  for user, movie, stamp in zip(rows[features.USER_ID][liked], rows[features.MOVIE_ID][liked],
-                                rows[features.TIMESTAMP][liked]):
-    if user not in latest or stamp > latest[user][0]:
-      latest[user] = (stamp, movie)
-  negatives: Dict[bytes, List[bytes]] = {}
-  for user, movie in zip(rows[features.USER_ID][sampled], rows[features.MOVIE_ID][sampled]):
-    negatives.setdefault(user, []).append(movie)
-  users = sorted(u for u in latest if u in negatives)
-  width = min(len(negatives[u]) for u in users)
-  return RankingCases(users=np.array(users, dtype=object),
-                      positives=np.array([latest[u][1] for u in users], dtype=object),
-                      negatives=np.array([negatives[u][:width] for u in users], dtype=object))
+def ranking_cases(eval_dirs: Sequence[Path]) -> RankingCases:
+  """Builds the protocol's cases from the eval split and the ranking split (all of each user's sampled unrated
+  movies); users without a held-out liked movie are left out."""
+  rows = pd.DataFrame(read_split(eval_dirs, [features.USER_ID, features.MOVIE_ID, features.RATING,
+                                             features.TIMESTAMP, features.IS_SAMPLED]))
+  sampled = rows[rows[features.IS_SAMPLED] == 1]
+  liked = rows[(rows[features.IS_SAMPLED] == 0) & (rows[features.RATING] >= features.LIKED_THRESHOLD)]
+  # The latest liked movie per user; among equal timestamps the first one read, as a stable sort keeps it.
+  latest = liked.sort_values(features.TIMESTAMP, kind="stable", ascending=False).drop_duplicates(features.USER_ID)
+  latest = latest.set_index(features.USER_ID)[features.MOVIE_ID]
+  per_user = sampled.groupby(features.USER_ID, sort=True)[features.MOVIE_ID]
+  counts = per_user.size()
+  users = np.array(sorted(set(latest.index) & set(counts.index)), dtype=object)
+  width = int(counts.loc[users].min())
+  position = per_user.cumcount()
+  kept = sampled[(position < width).to_numpy() & sampled[features.USER_ID].isin(users).to_numpy()]
+  negatives = kept.sort_values(features.USER_ID, kind="stable")[features.MOVIE_ID].to_numpy(dtype=object)
+  return RankingCases(users=users, positives=latest.loc[users].to_numpy(dtype=object),
+                      negatives=negatives.reshape(len(users), width))
 
 
 def rank_metrics(positive_scores: np.ndarray, negative_scores: np.ndarray, k: int) -> RankingMetrics:
@@ -104,19 +108,18 @@ def model_scores(model_dir: Path, users: np.ndarray, movies: np.ndarray) -> np.n
   return np.concatenate(scores)
 
 
-def evaluate(model_dir: Path, train_dir: Path, eval_dir: Path, k: int = 10) -> Dict[str, object]:
+def evaluate(model_dir: Path, train_dir: Path, eval_dirs: Sequence[Path], k: int = 10) -> Dict[str, object]:
   """HR@k / NDCG@k of the SavedModel and of the most-popular list on the same cases.
 
-  `train_dir` and `eval_dir` hold the raw GZIP tf.Examples of the two splits (ExampleGen's Split-train and
-  Split-eval, or the data layer's train/ and eval/).
+  `train_dir` holds the raw GZIP tf.Examples of the train split, `eval_dirs` those of the eval and ranking
+  splits (ExampleGen's Split-<name>, or the data layer's <name>/ folders).
   """
-  cases = ranking_cases(eval_dir)
+  cases = ranking_cases(eval_dirs)
   num_users, num_negatives = cases.negatives.shape
   candidates = np.concatenate([cases.positives[:, None], cases.negatives], axis=1)  # [U, 1 + N]
   scores = model_scores(model_dir, np.repeat(cases.users, 1 + num_negatives), candidates.reshape(-1))
   scores = scores.reshape(num_users, 1 + num_negatives)
-  popularity = movie_popularity(train_dir)
-  popular = np.vectorize(lambda movie: popularity.get(movie, 0), otypes=[np.float64])(candidates)
+  popular = popularity_scores(train_dir, candidates)
   model = rank_metrics(scores[:, 0], scores[:, 1:], k)
   baseline = rank_metrics(popular[:, 0], popular[:, 1:], k)
   return {"k": k, "users": int(num_users), "negatives_per_user": int(num_negatives),
