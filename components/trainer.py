@@ -7,6 +7,9 @@ is 0 on sampled pairs). Id dropout swaps a share of ids for OOV buckets so unsee
 embeddings (close to an average user: the most popular movies).
 """
 import dataclasses
+import logging
+import math
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
@@ -23,6 +26,8 @@ from components import model as ncf_model
 from components import model_export
 from components import negatives
 from components.hparams import ModelConfig, TrainConfig
+
+_LOG = logging.getLogger(__name__)
 
 # (file patterns, options, schema) -> dataset of transformed feature dicts; TFX's DataAccessor.tf_dataset_factory.
 DatasetFactory = Callable[[List[str], tfxio.TensorFlowDatasetOptions, schema_pb2.Schema], tf.data.Dataset]
@@ -78,6 +83,23 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
       movie_genres=np.divide(genres, row_sums, out=np.zeros_like(genres), where=row_sums > 0))
 
 
+class EpochLog(keras.callbacks.Callback):
+  """Logs one line per epoch (losses, seconds) on this module's logger, in place of Keras' progress bar."""
+
+  def __init__(self, epochs: int):
+    super().__init__()
+    self.epochs = epochs
+    self._start = 0.0
+
+  def on_epoch_begin(self, epoch: int, logs=None) -> None:
+    self._start = time.monotonic()
+
+  def on_epoch_end(self, epoch: int, logs=None) -> None:
+    losses = ", ".join(f"{name} {value:.4f}" for name, value in sorted((logs or {}).items()) if name != "loss")
+    _LOG.info("Trainer epoch %d/%d: loss %.4f (%s), %.1f s", epoch + 1, self.epochs, (logs or {}).get("loss", math.nan),
+              losses, time.monotonic() - self._start)
+
+
 def _id_dropout(ids: tf.Tensor, known: int, total: int, rate: float, generator: tf.random.Generator) -> tf.Tensor:
   """Replaces a `rate` share of ids ([n] int64) with a random OOV bucket in [known, total)."""
   if rate <= 0 or total <= known:
@@ -129,7 +151,11 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
     return inputs, labels, weights
 
   # Sequential map: the shared generator then draws the same numbers for the same batches on every run.
-  return dataset.map(add_negatives).prefetch(tf.data.AUTOTUNE)
+  # The number of batches is known from the catalog scan; asserting it tells Keras the epoch's length, so it
+  # neither guesses nor warns that the input "ran out of data".
+  batches = math.ceil(int(catalog.movie_counts.sum()) / positives_per_batch)
+  return (dataset.map(add_negatives).apply(tf.data.experimental.assert_cardinality(batches))
+          .prefetch(tf.data.AUTOTUNE))
 
 
 def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
@@ -146,7 +172,7 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
                     ncf_model.LIKED_HEAD: train_config.liked_loss_weight})
   dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
                                   seed=train_config.seed)
-  model.fit(dataset, epochs=train_config.epochs, verbose=2)
+  model.fit(dataset, epochs=train_config.epochs, verbose=0, callbacks=[EpochLog(train_config.epochs)])
   return model, catalog
 
 

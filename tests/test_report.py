@@ -162,8 +162,23 @@ def test_slice_verdicts():
   assert SliceResult("g", "a", 100.0, 0.65).verdict(0.7, 30) == report_data.BELOW
   assert SliceResult("g", "a", 100.0, 0.75).verdict(0.7, 30) == report_data.OK
   assert SliceResult("g", "a", 29.0, 0.95).verdict(0.7, 30) == report_data.TOO_SMALL
-  assert SliceResult("g", "a", 500.0, math.nan).verdict(0.7, 30) == report_data.TOO_SMALL
+  assert SliceResult("g", "a", 500.0, math.nan).verdict(0.7, 30) == report_data.CANNOT_JUDGE
   assert SliceResult("g", "a", 500.0, 0.1).verdict(None, 30) == report_data.OK
+
+
+def test_single_class_and_empty_slices_cannot_be_judged(tmp_path):
+  # TFMA reports AUC 0 on a slice of one class (the `interaction` head's is_sampled=1 slice): not a failure.
+  sampled = SliceResult("is_sampled", "1", 1000.0, 0.0, mean_label=0.0)
+  rated = SliceResult("is_sampled", "0", 800.0, 0.0, mean_label=1.0)
+  empty = SliceResult("genres", "Film-Noir", 0.0, math.nan)
+  for result in (sampled, rated, empty):
+    assert result.verdict(0.7, 30) == report_data.CANNOT_JUDGE
+  assert SliceResult("g", "a", 500.0, 0.65, mean_label=0.3).verdict(0.7, 30) == report_data.BELOW
+  made_up = made_up_report()
+  head = dataclasses.replace(made_up.heads[0], slices=(sampled, rated))
+  out = report.render_report(dataclasses.replace(made_up, heads=(head,) + made_up.heads[1:]), tmp_path / "r.html")
+  rows = [row for row in out.read_text().split("<tr>") if "is_sampled=" in row]
+  assert len(rows) == 2 and all(report_data.CANNOT_JUDGE in row and "undefined" in row for row in rows), rows
 
 
 def test_confusion_curve_rates_on_a_hand_made_case():

@@ -1,16 +1,15 @@
 """`recsys pipeline run|compile`: builds a PipelineConfig from flags and runs or compiles the pipeline."""
 import argparse
+import functools
 import json
-import sys
 from pathlib import Path
 
 from pipeline.cli import data as data_cli
 from pipeline.cli import flags
 from pipeline.cli.flags import Flag
 from components.hparams import ModelConfig, TrainConfig
-from pipeline.config import CURATED_SCHEMA_DIR, EvalConfig, PipelineConfig
-
-BEAM_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, EvalConfig, PipelineConfig
+from pipeline.runners import beam
 
 
 PATH_FLAGS = (
@@ -31,6 +30,14 @@ TRAIN_FLAGS = (
     "id_dropout", "recommend_k",
 )
 EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression")
+BEAM_FLAGS = (
+    Flag("mode", "beam-mode", "DirectRunner running mode, or `portable`: submit to --job-endpoint."),
+    Flag("workers", "beam-workers", "DirectRunner workers (--direct_num_workers)."),
+    Flag("job_endpoint", help="HOST:PORT of a Beam job server (Flink, Spark, `recsys beam local-cluster`); "
+                              "--beam-mode portable."),
+    Flag("worker_pool", help="HOST:PORT of an external SDK worker pool (--environment_type=EXTERNAL); "
+                             "None: the job server's default environment. --beam-mode portable."),
+)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +53,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   flags.add_flags(parser.add_argument_group("model"), ModelConfig, MODEL_FLAGS, "model_")
   flags.add_flags(parser.add_argument_group("training"), TrainConfig, TRAIN_FLAGS, "train_")
   flags.add_flags(parser.add_argument_group("blessing"), EvalConfig, EVAL_FLAGS, "eval_")
-  beam = parser.add_argument_group("beam")
-  beam.add_argument("--beam-mode", choices=BEAM_RUNNING_MODES, default="in_memory",
-                    help="DirectRunner running mode (default %(default)s).")
-  beam.add_argument("--beam-workers", type=int, default=1, help="DirectRunner workers (--direct_num_workers).")
+  flags.add_flags(parser.add_argument_group("beam"), BeamConfig, BEAM_FLAGS, "beam_")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -59,8 +63,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
       PipelineConfig, args, PATH_FLAGS, "pipeline_",
       examples_dir=args.pipeline_examples_dir or Path("out/examples") / data.dataset,
       schema_dir=None if args.infer_schema else args.schema_dir,
-      beam_args=(f"--direct_running_mode={args.beam_mode}", f"--direct_num_workers={args.beam_workers}",
-                 *(args.beam_arg or ())),  # --beam-arg: `run` adds it, `compile` (runners/kubeflow.py) too
+      # --beam-arg: `run` adds it, `compile` (runners/kubeflow.py) too
+      beam_args=beam.beam_args(flags.from_flags(BeamConfig, args, BEAM_FLAGS, "beam_",
+                                                extra_args=tuple(args.beam_arg or ()))),
       data=data,
       model=flags.from_flags(ModelConfig, args, MODEL_FLAGS, "model_"),
       train=flags.from_flags(TrainConfig, args, TRAIN_FLAGS, "train_"),
@@ -68,19 +73,20 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
-  from pipeline.anomalies_gate import ExampleAnomaliesError
+  from pipeline.console import RunConsole
   from pipeline.runners import local as local_runner
   from pipeline.runs import summary
-  from pipeline.data.prepare import prepare_examples
 
   config = config_from_args(args)
-  prepared = prepare_examples(config.data, config.examples_dir)
-  try:
+  with RunConsole(config.pipeline_root / "logs", functools.partial(summary.describe_node, config), args.verbose):
+    from pipeline.data.prepare import prepare_examples  # imports TensorFlow: its start-up logs go to the log
+    prepared = prepare_examples(config.data, config.examples_dir)
+    if prepared.skipped_summary:
+      print(prepared.skipped_summary)
+    print(f"examples: {', '.join(f'{split} {rows:,}' for split, rows in prepared.rows.items())} "
+          f"({prepared.users:,} users, {prepared.movies:,} movies) in {prepared.examples_dir}")
     local_runner.run(config)
-  except ExampleAnomaliesError as error:
-    print(f"recsys pipeline run: {error}", file=sys.stderr)
-    return 2
-  run_summary = summary.summarize(config)
+    run_summary = summary.summarize(config)
   print(run_summary.format())
   if args.summary_json:
     args.summary_json.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,10 @@ def _run(args: argparse.Namespace) -> int:
   if args.demo and run_summary.pushed_path:
     from pipeline.recommender.demo import run_demo
     run_demo(config.serving_dir, config.model_name, prepared.movies_csv, args.demo_user)
+  if args.require_blessed and not run_summary.blessed:
+    raise summary.NotBlessedError(
+        f"the Evaluator did not bless the model of run {run_summary.run_id} (see the AUCs above); nothing was "
+        "pushed")
   return 0
 
 
@@ -110,6 +120,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   run.add_argument("--demo", action="store_true",
                    help="After a push, serve the model and print recommendations for --demo-user.")
   run.add_argument("--demo-user", default="1", help="User id for --demo (default %(default)s).")
+  run.add_argument("--verbose", action="store_true",
+                   help="Also show what the libraries print (TensorFlow, TFX, Beam) live; it always goes to "
+                        "<pipeline-root>/logs/.")
+  run.add_argument("--require-blessed", action="store_true",
+                   help="Exit with status 1 when the Evaluator does not bless the model (for CI).")
   run.set_defaults(handler=_run)
   _add_compile(commands)
 

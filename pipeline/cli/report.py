@@ -1,6 +1,5 @@
 """`recsys report`: a static HTML evaluation report of a pipeline run, read through ML Metadata."""
 import argparse
-import sys
 from pathlib import Path
 
 from pipeline.config import PipelineConfig
@@ -27,14 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _report(args: argparse.Namespace) -> int:
   from pipeline.report import html as report  # pylint: disable=g-import-not-at-top
-  from pipeline.runs.reader import RunNotFoundError  # pylint: disable=g-import-not-at-top
 
-  try:
-    run_report = report.load_report(args.pipeline_root, args.metadata_path, args.run, k=args.k,
-                                    min_slice_examples=args.min_slice_examples)
-  except (FileNotFoundError, RunNotFoundError) as error:  # no store, or no such run: say so, no traceback
-    print(f"recsys report: {error}", file=sys.stderr)
-    return 2
+  run_report = report.load_report(args.pipeline_root, args.metadata_path, args.run, k=args.k,
+                                  min_slice_examples=args.min_slice_examples)
   out = report.render_report(run_report, args.out)
   print("\n".join(report.summary_lines(run_report)))
   print(f"wrote {out} (figures beside it as {out.stem}-*.png)")

@@ -1,8 +1,9 @@
 """`recsys serve|predict|recommend|status|metadata|loadtest`.
 
 `serve` takes tensorflow_model_server's flags as TF Serving spells them (`--model_base_path`); the client
-commands spell their flags like every other recsys command (`--model-name`). TensorFlow is imported inside the
-handlers so that `recsys --help` stays fast.
+commands spell their flags like every other recsys command (`--model-name`). The client commands import no
+TensorFlow (serving.client's generated protos); the server is imported inside `serve` so that `recsys --help`
+stays fast.
 """
 import argparse
 import json
@@ -67,31 +68,20 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-  from serving import batcher  # pylint: disable=import-outside-toplevel  # imports TensorFlow
-  from serving import config_files  # pylint: disable=import-outside-toplevel
-  from serving import errors  # pylint: disable=import-outside-toplevel
-  try:
-    return launcher.serve(args)
-  except (config_files.ConfigFileError, batcher.BatchingConfigError, errors.ServingError) as e:
-    print(f"error: the model server cannot start: {e}", file=sys.stderr)
-    return 1
+  return launcher.serve(args)  # its config errors become `error:` lines in pipeline/cli/__init__.py
 
 
 def _client(args: argparse.Namespace):
-  from pipeline.recommender.client import RecommenderClient  # pylint: disable=import-outside-toplevel  # TF
+  from pipeline.recommender.client import RecommenderClient  # pylint: disable=import-outside-toplevel
   return RecommenderClient(args.target, args.model_name, args.timeout, args.model_version, args.version_label)
 
 
 def _run_client_command(args: argparse.Namespace, body) -> int:
-  """Runs `body(client)`; an unreachable server or an RPC error becomes one clear line and exit status 1."""
+  """Runs `body(client)`; an RPC error becomes one line naming the model and target, and exit status 1."""
   import grpc  # pylint: disable=import-outside-toplevel
-  from serving.client import ServerUnreachableError  # pylint: disable=import-outside-toplevel
   try:
     with _client(args) as client:
       body(client)
-  except ServerUnreachableError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
   except grpc.RpcError as e:
     print(f"error: {args.model_name} at {args.target}: {e.code().name}: {e.details()}", file=sys.stderr)
     return 1
@@ -145,7 +135,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
   def body(client):
-    from tensorflow_serving.apis import get_model_status_pb2  # pylint: disable=import-outside-toplevel
+    from serving.client_protos.tensorflow_serving.apis import get_model_status_pb2  # noqa: E501
     state_name = get_model_status_pb2.ModelVersionStatus.State.Name
     for status in client.status().model_version_status:
       error = f"  {status.status.error_message}" if status.status.error_code else ""
@@ -156,8 +146,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _metadata(args: argparse.Namespace) -> int:
   def body(client):
-    from tensorflow.core.framework import types_pb2  # pylint: disable=import-outside-toplevel
-    from tensorflow_serving.apis import get_model_metadata_pb2  # pylint: disable=import-outside-toplevel
+    from serving import tensor_codec  # pylint: disable=import-outside-toplevel
+    from serving.client_protos.tensorflow_serving.apis import get_model_metadata_pb2  # noqa: E501
     response = client.metadata()
     signature_defs = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_defs)
@@ -165,7 +155,7 @@ def _metadata(args: argparse.Namespace) -> int:
 
     def describe(tensors):
       return ", ".join(
-          f"{key} {types_pb2.DataType.Name(t.dtype)[3:].lower()}"
+          f"{key} {tensor_codec.dtype_name(t.dtype)[3:].lower()}"
           f"{'[?]' if t.tensor_shape.unknown_rank else [d.size if d.size >= 0 else None for d in t.tensor_shape.dim]}"
           for key, t in sorted(tensors.items()))
 
@@ -177,14 +167,9 @@ def _metadata(args: argparse.Namespace) -> int:
 
 def _loadtest(args: argparse.Namespace) -> int:
   import dataclasses  # pylint: disable=import-outside-toplevel
-  from serving.client import ServerUnreachableError  # pylint: disable=import-outside-toplevel
   from pipeline.recommender.loadtest import run_loadtest  # pylint: disable=import-outside-toplevel
-  try:
-    result = run_loadtest(args.target, args.mode, args.concurrency, args.duration, args.rate, args.model_name,
-                          movies_per_request=args.movies_per_request, timeout_s=args.timeout,
-                          model_version=args.model_version, version_label=args.version_label)
-  except ServerUnreachableError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  result = run_loadtest(args.target, args.mode, args.concurrency, args.duration, args.rate, args.model_name,
+                        movies_per_request=args.movies_per_request, timeout_s=args.timeout,
+                        model_version=args.model_version, version_label=args.version_label)
   print(json.dumps(dataclasses.asdict(result), indent=2) if args.json else result.table())
   return 0 if not result.errors else 1

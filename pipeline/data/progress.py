@@ -1,19 +1,21 @@
-"""A progress line on stderr for long work (downloads, generation): done/total, rate and elapsed time."""
-import sys
+"""Progress lines for long work (downloads, generation, writing examples): done/total, rate and elapsed time.
+
+Lines are INFO records of this module's logger; pipeline/console.py decides where they are shown.
+"""
+import logging
 import time
-from typing import Optional, TextIO
+
+_LOG = logging.getLogger(__name__)
 
 
 class Progress:
   """Reports `done` of `total` units at most once per `interval` seconds, and once at the end."""
 
-  def __init__(self, label: str, total: int, unit: str = "", interval: float = 1.0,
-               stream: Optional[TextIO] = None):
+  def __init__(self, label: str, total: int, unit: str = "", interval: float = 1.0):
     self.label = label
     self.total = total
     self.unit = unit
     self.interval = interval
-    self.stream = stream or sys.stderr
     self.done = 0
     self._start = time.monotonic()
     self._last = 0.0
@@ -37,5 +39,5 @@ class Progress:
     elapsed = now - self._start
     share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
     rate = f", {self.done / elapsed:,.0f} {self.unit}/s" if elapsed > 0 and self.unit else ""
-    print(f"{self.label}: {self.done:,}/{self.total:,} {self.unit}{share}{rate}, {elapsed:.1f}s",
-          file=self.stream, flush=True)
+    _LOG.info("%s: %s/%s %s%s%s, %.1fs", self.label, f"{self.done:,}", f"{self.total:,}", self.unit, share, rate,
+              elapsed)

@@ -9,7 +9,7 @@ import numpy as np
 DEFAULT_K = 10  # HR@K / NDCG@K cut-off
 DEFAULT_MIN_SLICE_EXAMPLES = 30.0  # slices with fewer weighted examples are too small to judge
 # Slice verdicts (SliceResult.verdict).
-OK, BELOW, TOO_SMALL = "ok", "below bound", "too small"
+OK, BELOW, TOO_SMALL, CANNOT_JUDGE = "ok", "below bound", "too small", "cannot judge"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +84,8 @@ class SliceResult:
   feature: str
   value: str
   example_count: float  # weighted: for the `liked` head only rated examples count
-  auc: float  # NaN when TFMA could not compute it (one class only)
+  auc: float  # NaN when TFMA could not compute it
+  mean_label: float = math.nan  # weighted share of positives; 0 or 1: one class only, so AUC is undefined
 
   @property
   def label(self) -> str:
@@ -94,9 +95,17 @@ class SliceResult:
     """Orders slices by feature, then largest first."""
     return (self.feature, -self.example_count, self.value)
 
+  @property
+  def single_class(self) -> bool:
+    """Empty, or every example of one class: AUC is undefined (TFMA then reports 0 or NaN)."""
+    return not self.example_count > 0 or self.mean_label in (0.0, 1.0)
+
   def verdict(self, auc_lower_bound: Optional[float], min_examples: float) -> str:
-    """"too small" (fewer weighted examples than `min_examples`, or no AUC), "below" the bound, or "ok"."""
-    if self.example_count < min_examples or math.isnan(self.auc):
+    """"cannot judge" (empty, one class, or no AUC), "too small" (fewer weighted examples than
+    `min_examples`), "below" the bound (only where a bound applies), or "ok"."""
+    if self.single_class or math.isnan(self.auc):
+      return CANNOT_JUDGE
+    if self.example_count < min_examples:
       return TOO_SMALL
     if auc_lower_bound is not None and self.auc < auc_lower_bound:
       return BELOW

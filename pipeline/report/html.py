@@ -221,14 +221,16 @@ def _slices_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
   parts = [f"<p class='note'>{_e(_slice_note(report))}</p>"]
   for head in report.heads:
     bound = report.auc_lower_bounds.get(head.head)
-    flagged = [(s.label, s.verdict(bound, report.min_slice_examples), _num(s.auc), _count(s.example_count))
-               for s in sorted(head.slices, key=report_data.SliceResult.sort_key)]
-    flagged = [row for row in flagged if row[1] != report_data.OK]
+    verdicts = [(s, s.verdict(bound, report.min_slice_examples))
+                for s in sorted(head.slices, key=report_data.SliceResult.sort_key)]
+    flagged = [(s.label, verdict, "undefined" if verdict == report_data.CANNOT_JUDGE else _num(s.auc),
+                _count(s.example_count)) for s, verdict in verdicts if verdict != report_data.OK]
     parts.append(f"<h3>{_e(head.head)}</h3>" + _image(figures, f"slices-{head.head}"))
     if flagged:
       parts.append(_table(["flagged slice", "verdict", "AUC", "weighted examples"], flagged))
     else:
-      parts.append("<p class='pass'>Every slice is above the bound and large enough to judge.</p>")
+      above = "above the bound and " if bound is not None else ""
+      parts.append(f"<p class='pass'>Every slice is {above}large enough to judge.</p>")
   return "".join(parts)
 
 
@@ -241,9 +243,10 @@ def _figure_section(figures: Mapping[str, bytes], names: Sequence[str], note: st
 
 def _slice_note(report: RunReport) -> str:
   bounds = ", ".join(f"{head} >= {bound:g}" for head, bound in sorted(report.auc_lower_bounds.items()))
-  return (f"Red bars are below the overall AUC lower bound ({bounds or 'none configured'}); grey bars have fewer "
-          f"than {report.min_slice_examples:g} weighted examples or a single class and are too small to judge. "
-          "The bound is enforced on the overall slice only; per-slice colours are a guide.")
+  below = (f"Red bars are below the overall AUC lower bound ({bounds}); the bound is enforced on the overall "
+           "slice only, per-slice colours are a guide. " if bounds else "")
+  return (f"{below}Grey bars cannot be judged: fewer than {report.min_slice_examples:g} weighted examples, or "
+          "empty, or a single class (AUC is undefined there).")
 
 
 def _missing_plot(report: RunReport, plot: str) -> str:

@@ -107,7 +107,8 @@ def _evaluation(uri: str, blessing_artifact) -> Tuple[Tuple[HeadResult, ...], Op
     for head in head_names:
       head_values = values.get((candidate, head), {})
       count = head_values.get("weighted_example_count", head_values.get("example_count", 0.0))
-      slices[head].append(SliceResult(feature, value, count, head_values.get("auc", math.nan)))
+      slices[head].append(SliceResult(feature, value, count, head_values.get("auc", math.nan),
+                                      head_values.get("mean_label", math.nan)))
 
   confusion, calibration = _plots(uri, candidate)
   heads = tuple(HeadResult(

@@ -12,33 +12,37 @@ from matplotlib.figure import Figure
 from pipeline.report import data as report_data
 from pipeline.report.data import CalibrationHistogram, HeadResult, RankingScore, SliceResult, SplitStats
 
-_COLORS = {report_data.OK: "#2f7ed8", report_data.BELOW: "#d9534f", report_data.TOO_SMALL: "#b0b0b0"}
+_COLORS = {report_data.OK: "#2f7ed8", report_data.BELOW: "#d9534f", report_data.TOO_SMALL: "#b0b0b0",
+           report_data.CANNOT_JUDGE: "#d8d8d8"}
+_UNJUDGED = {report_data.TOO_SMALL: "too small to judge", report_data.CANNOT_JUDGE: "one class: cannot judge"}
 _DPI = 100
 
 
 def slice_plot(head: HeadResult, auc_lower_bound: Optional[float], min_examples: float) -> bytes:
   """AUC and weighted example count per slice of one head, flagging slices below the bound or too small."""
   slices = sorted(head.slices, key=SliceResult.sort_key)
-  overall = SliceResult("", "", head.metrics.get("example_count", math.nan), head.metrics.get("auc", math.nan))
+  overall = SliceResult("", "", head.metrics.get("example_count", math.nan), head.metrics.get("auc", math.nan),
+                        head.metrics.get("mean_label", math.nan))
   rows = [overall] + slices
   labels = [row.label for row in rows]
   auc = np.array([row.auc for row in rows], float)
   counts = np.array([row.example_count for row in rows], float)
   verdicts = [row.verdict(auc_lower_bound, min_examples) for row in rows]
-  too_small = [verdict == report_data.TOO_SMALL for verdict in verdicts]
   colors = [_COLORS[verdict] for verdict in verdicts]
 
   fig = Figure(figsize=(11, 1.6 + 0.28 * len(rows)), dpi=_DPI, layout="constrained")
   auc_axis, count_axis = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
   y = np.arange(len(rows))
-  auc_axis.barh(y, np.nan_to_num(auc), color=colors)
+  judged = np.array([verdict not in _UNJUDGED for verdict in verdicts])
+  auc_axis.barh(y, np.where(judged, np.nan_to_num(auc), 0.0), color=colors)
   if auc_lower_bound is not None:
     auc_axis.axvline(auc_lower_bound, color=_COLORS[report_data.BELOW], linestyle="--",
                      label=f"lower bound {auc_lower_bound:g}")
   auc_axis.axvline(0.5, color="black", linewidth=0.8, linestyle=":", label="chance (0.5)")
-  for row_y, value, small in zip(y, auc, too_small):
-    auc_axis.text(0.01, row_y, "too small to judge" if small else f"{value:.3f}", va="center", fontsize=8,
-                  color="black" if small else "white")
+  for row_y, value, verdict in zip(y, auc, verdicts):
+    unjudged = _UNJUDGED.get(verdict)
+    auc_axis.text(0.01, row_y, unjudged or f"{value:.3f}", va="center", fontsize=8,
+                  color="black" if unjudged else "white")
   auc_axis.set_yticks(y, labels, fontsize=8)
   auc_axis.invert_yaxis()
   auc_axis.set_xlim(0, 1)
@@ -50,7 +54,8 @@ def slice_plot(head: HeadResult, auc_lower_bound: Optional[float], min_examples:
   count_axis.set_xscale("log")
   count_axis.set_xlabel("weighted example count (log)")
   count_axis.legend(loc="lower right", fontsize=8)
-  fig.suptitle(f"{head.head}: AUC by slice (red: below bound, grey: too small to judge)")
+  below = "red: below bound, " if auc_lower_bound is not None else ""
+  fig.suptitle(f"{head.head}: AUC by slice ({below}grey: too small or one class, cannot judge)")
   return _png(fig)
 
 

@@ -2,12 +2,16 @@
 rows per split, each head's AUC against its threshold and the baseline, blessing and the pushed version.
 """
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from pipeline.config import PipelineConfig
 from pipeline.runs import reader
 
 HEAD_AUC = "auc"
+
+
+class NotBlessedError(RuntimeError):
+  """The run's candidate model was not blessed, and the user asked for a blessed one (--require-blessed)."""
 
 
 @dataclasses.dataclass
@@ -74,6 +78,39 @@ def overall_aucs(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
       role = "baseline" if key.model_name == "baseline" else "candidate"
       aucs.setdefault(key.output_name, {})[role] = entry.value.double_value.value
   return aucs
+
+
+def _blessing_text(blessing) -> str:
+  return "blessed" if blessing.get_int_custom_property("blessed") else "NOT blessed"
+
+
+def describe_node(config: PipelineConfig, node: str) -> Tuple[str, str]:
+  """(MLMD state, the figure that matters) of `node`'s execution in the latest run, for its end-of-step line:
+  rows per split (StatisticsGen), anomalies (ExampleValidator), AUCs and blessing (Evaluator), the push."""
+  from pipeline.pipeline import metadata_path
+
+  found = reader.read_run(reader.open_store(metadata_path(config)), pipeline_name=config.pipeline_name)
+  execution = next((e for e in reversed(found.executions) if e.node == node), None)
+  state = execution.state.lower() if execution is not None else "done"
+  figure = ""
+  if node == "StatisticsGen" and found.latest(reader.STATISTICS) is not None:
+    figure = "rows: " + ", ".join(f"{split} {count:,}" for split, count
+                                  in reader.split_rows(found.latest(reader.STATISTICS)).items())
+  elif node == "ExampleValidator" and found.latest(reader.ANOMALIES) is not None:
+    anomalies = found.latest(reader.ANOMALIES)
+    count = sum(len(reader.load_anomalies(anomalies, split).anomaly_info) for split in reader.split_names(anomalies))
+    figure = f"{count} anomalies" if count else "no anomalies"
+  elif node == "Evaluator" and found.latest(reader.EVALUATION) is not None:
+    aucs = overall_aucs(found.latest(reader.EVALUATION).uri)
+    figure = ", ".join(f"AUC {head} {values['candidate']:.4f}" for head, values in sorted(aucs.items())
+                       if "candidate" in values)
+    if found.latest(reader.BLESSING) is not None:
+      figure += f"; {_blessing_text(found.latest(reader.BLESSING))}"
+  elif node == "Pusher" and found.latest(reader.PUSHED_MODEL) is not None:
+    pushed = found.latest(reader.PUSHED_MODEL)
+    figure = (f"pushed {pushed.get_string_custom_property('pushed_destination')}"
+              if pushed.get_int_custom_property("pushed") else "nothing pushed")
+  return state, figure
 
 
 def summarize(config: PipelineConfig) -> RunSummary:
