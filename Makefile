@@ -7,12 +7,13 @@ PYTHON ?= $(if $(wildcard $(PYENV_PYTHON)),$(PYENV_PYTHON),python3.10)
 VENV := .venv
 BIN := $(VENV)/bin
 PROTOS := $(patsubst %.proto,%_pb2.py,$(wildcard serving/protos/*.proto))
+CLIENT_PROTOS := serving/client_protos/__init__.py
 OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
 .PHONY: setup browser run serve test clean
 
-setup: $(VENV)/.installed $(PROTOS)
+setup: $(VENV)/.installed $(PROTOS) $(CLIENT_PROTOS)
 
 $(VENV)/.installed: requirements/lock.txt setup.py .python-version
 	@command -v "$(PYTHON)" >/dev/null || { echo "Python $(PYTHON_VERSION) not found at $(PYTHON): install it with 'pyenv install $(PYTHON_VERSION)' or pass PYTHON=/path/to/python3.10" >&2; exit 1; }
@@ -25,6 +26,11 @@ $(VENV)/.installed: requirements/lock.txt setup.py .python-version
 
 serving/protos/%_pb2.py: serving/protos/%.proto $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. $<
+
+# The TF-free client's copy of the TF Serving protos, from the descriptors the installed tensorflow_serving carries.
+$(CLIENT_PROTOS): serving/generate_client_protos.py $(VENV)/.installed
+	rm -rf serving/client_protos
+	$(BIN)/python -m serving.generate_client_protos
 
 run: setup
 	$(BIN)/recsys pipeline run --pipeline-root $(OUT)/pipeline --serving-dir $(OUT)/serving \

@@ -1,16 +1,22 @@
-"""A gRPC client for one model behind TF Serving (the official tensorflow_serving.apis stubs): Predict on any
-signature, GetModelStatus and GetModelMetadata, with the version pinned by number or label."""
+"""A gRPC client for one model behind TF Serving: Predict on any signature, GetModelStatus and GetModelMetadata,
+with the version pinned by number or label.
+
+It needs only grpcio, protobuf and numpy: the TF Serving protos come from `serving.client_protos` (generated at
+build time by serving/generate_client_protos.py) and tensors are converted by `serving.tensor_codec`, so
+importing it does not import TensorFlow.
+"""
 from typing import Dict, Optional
 
 import grpc
 import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2
-from tensorflow_serving.apis import get_model_status_pb2
-from tensorflow_serving.apis import model_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from serving import tensor_codec
+from serving.client_protos.tensorflow_serving.apis import get_model_metadata_pb2
+from serving.client_protos.tensorflow_serving.apis import get_model_status_pb2
+from serving.client_protos.tensorflow_serving.apis import model_pb2
+from serving.client_protos.tensorflow_serving.apis import model_service_pb2_grpc
+from serving.client_protos.tensorflow_serving.apis import predict_pb2
+from serving.client_protos.tensorflow_serving.apis import prediction_service_pb2_grpc
 
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -28,6 +34,14 @@ def model_spec(model_name: str, signature_name: str = "", version: Optional[int]
   elif version_label:
     spec.version_label = version_label
   return spec
+
+
+def predict_request(spec: model_pb2.ModelSpec, inputs: Dict[str, np.ndarray]) -> predict_pb2.PredictRequest:
+  """A PredictRequest for `spec` with `inputs` {input name: array} (strings: object arrays of bytes or str)."""
+  request = predict_pb2.PredictRequest(model_spec=spec)
+  for key, value in inputs.items():
+    tensor_codec.from_ndarray(np.asarray(value), request.inputs[key])
+  return request
 
 
 class ServingClient:
@@ -79,10 +93,12 @@ class ServingClient:
     Raises:
       ServerUnreachableError: no server answered; grpc.RpcError: the server refused the request.
     """
-    request = predict_pb2.PredictRequest(model_spec=self.model_spec(signature_name))
-    for key, value in inputs.items():
-      request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return self._call(self._predictions.Predict, request)
+    return self._call(self._predictions.Predict, predict_request(self.model_spec(signature_name), inputs))
+
+  def predict_arrays(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """predict_raw() with the outputs decoded: {output name: array}."""
+    response = self.predict_raw(signature_name, inputs)
+    return {key: tensor_codec.to_ndarray(value) for key, value in response.outputs.items()}
 
   def status(self) -> get_model_status_pb2.GetModelStatusResponse:
     request = get_model_status_pb2.GetModelStatusRequest(model_spec=self.model_spec())

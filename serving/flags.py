@@ -22,8 +22,13 @@ class ServerOptions:
   tensorflow_intra_op_parallelism: int = 0  # 0: TensorFlow chooses
   tensorflow_inter_op_parallelism: int = 0
   grpc_channel_arguments: str = ""  # comma-separated key=value gRPC server options
+  # Not tensorflow_model_server flags: the limits that keep one request from hurting the server.
+  max_request_elements: int = 10_000_000
+  max_request_bytes: int = 64 << 20
+  request_log_interval_seconds: int = 60  # 0: no per-version request log line
 
 
+EMBEDDED_ONLY = ("max_request_elements", "max_request_bytes", "request_log_interval_seconds")  # flags tensorflow_model_server does not know
 DEFAULT_TARGET = f"localhost:{ServerOptions.port}"  # where a client finds a server started with the defaults
 
 
@@ -53,6 +58,15 @@ _HELP = {
     "tensorflow_intra_op_parallelism": "Threads per TensorFlow op; 0 lets TensorFlow choose.",
     "tensorflow_inter_op_parallelism": "TensorFlow ops run in parallel; 0 lets TensorFlow choose.",
     "grpc_channel_arguments": "Comma-separated key=value gRPC server arguments.",
+    "max_request_elements": "Most tensor elements one request may declare over all its inputs (a broadcast "
+                            "single value counts as the whole shape); more is INVALID_ARGUMENT. Not a "
+                            "tensorflow_model_server flag (not passed to it).",
+    "request_log_interval_seconds": "Seconds between the log lines that count requests and their latency per "
+                                    "model version and version label; 0 turns them off. Not a "
+                                    "tensorflow_model_server flag (not passed to it).",
+    "max_request_bytes": "Largest gRPC message or REST body, and most string bytes one request may carry; more "
+                         "is RESOURCE_EXHAUSTED (gRPC), 413 (REST) or INVALID_ARGUMENT (strings). Not a "
+                         "tensorflow_model_server flag (not passed to it).",
 }
 
 
@@ -76,6 +90,8 @@ def to_argv(options: ServerOptions) -> list:
   """The `--flag=value` list that gives `options` to tensorflow_model_server (non-default flags only)."""
   argv = []
   for field in dataclasses.fields(ServerOptions):
+    if field.name in EMBEDDED_ONLY:
+      continue
     value = getattr(options, field.name)
     if value != field.default:
       argv.append(f"--{field.name}={str(value).lower() if isinstance(value, bool) else value}")

@@ -5,12 +5,11 @@ on the core's worker pool. A ServingError becomes the call's gRPC status.
 """
 import asyncio
 import threading
-from typing import Awaitable, Optional, Tuple, TypeVar
+from typing import Awaitable, Callable, Optional, Tuple, TypeVar
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_management_pb2
-from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -23,13 +22,20 @@ ENTRYPOINT = "GRPC"  # the request_latency metric's entrypoint label
 T = TypeVar("T")
 
 
-class GrpcServer:
-  """The gRPC server of `core` on `port` (0: a free one), with --grpc_channel_arguments applied."""
+MAX_RECEIVE_MESSAGE_LENGTH = "grpc.max_receive_message_length"
 
-  def __init__(self, core: ServerCore, port: int, channel_arguments: str):
+
+class GrpcServer:
+  """The gRPC server of `core` on `port` (0: a free one), with --grpc_channel_arguments applied; messages larger
+  than `max_message_bytes` (--max_request_bytes, unless the channel arguments set
+  grpc.max_receive_message_length) are refused by gRPC with RESOURCE_EXHAUSTED."""
+
+  def __init__(self, core: ServerCore, port: int, channel_arguments: str, max_message_bytes: int):
     self._core = core
     self._port = port
     self._options = parse_channel_arguments(channel_arguments)
+    if MAX_RECEIVE_MESSAGE_LENGTH not in dict(self._options):
+      self._options += ((MAX_RECEIVE_MESSAGE_LENGTH, max_message_bytes),)
     self._server: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None
@@ -67,10 +73,13 @@ class GrpcServer:
       self._loop_thread.join()
 
 
-async def _grpc_call(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
-  """Awaits `call`; a ServingError aborts the call with its status code and message."""
+async def _grpc_call(context: grpc.aio.ServicerContext, request, call: Callable[[], Awaitable[T]]) -> T:
+  """Awaits `call()` once `request` is known to have a model_spec (TF Serving: INVALID_ARGUMENT "Missing
+  ModelSpec"); a ServingError aborts the call with its status code and message."""
   try:
-    return await call
+    if not request.HasField("model_spec"):
+      raise errors.invalid_argument("Missing ModelSpec")
+    return await call()
   except errors.ServingError as e:
     await context.abort(e.code, e.message)
 
@@ -82,23 +91,26 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     self._core = core
 
   async def Predict(self, request, context):  # noqa: N802 (gRPC method names)
-    return await _grpc_call(context, self._core.predict_async(request, ENTRYPOINT))
+    return await _grpc_call(context, request, lambda: self._core.predict_async(request, ENTRYPOINT))
 
   async def Classify(self, request, context):  # noqa: N802
-    return await _grpc_call(context, self._core.handle_async(
+    return await _grpc_call(context, request, lambda: self._core.handle_async(
         "classify", request.model_spec, ENTRYPOINT, lambda servable: inference.classify(servable, request)))
 
   async def Regress(self, request, context):  # noqa: N802
-    return await _grpc_call(context, self._core.handle_async(
+    return await _grpc_call(context, request, lambda: self._core.handle_async(
         "regress", request.model_spec, ENTRYPOINT, lambda servable: inference.regress(servable, request)))
 
   async def MultiInference(self, request, context):  # noqa: N802
-    spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
-    return await _grpc_call(context, self._core.handle_async(
-        "multi_inference", spec, ENTRYPOINT, lambda servable: inference.multi_inference(servable, request)))
+    if not request.tasks:
+      await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "MultiInferenceRequest has no tasks")
+    task = request.tasks[0]
+    return await _grpc_call(context, task, lambda: self._core.handle_async(
+        "multi_inference", task.model_spec, ENTRYPOINT,
+        lambda servable: inference.multi_inference(servable, request)))
 
   async def GetModelMetadata(self, request, context):  # noqa: N802
-    return await _grpc_call(context, self._core.handle_async(
+    return await _grpc_call(context, request, lambda: self._core.handle_async(
         "get_model_metadata", request.model_spec, ENTRYPOINT,
         lambda servable: inference.metadata(servable, request)))
 
@@ -110,14 +122,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     self._core = core
 
   async def GetModelStatus(self, request, context):  # noqa: N802
-    try:
-      statuses = self._core.status(request.model_spec)
-    except errors.ServingError as e:
-      await context.abort(e.code, e.message)
-    return get_model_status_pb2.GetModelStatusResponse(model_version_status=statuses)
+    async def status():
+      return get_model_status_pb2.GetModelStatusResponse(model_version_status=self._core.status(request.model_spec))
+    return await _grpc_call(context, request, status)
 
   async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-    await _grpc_call(context, self._core.reload_config_async(request.config))
+    try:
+      await self._core.reload_config_async(request.config)
+    except errors.ServingError as e:
+      await context.abort(e.code, e.message)
     return model_management_pb2.ReloadConfigResponse()  # status OK
 
 

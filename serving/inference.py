@@ -76,8 +76,7 @@ def _check_inputs(servable: Servable, signature: Signature,
         f"!= len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
         f"Missing but required: {{{','.join(sorted(expected - sent))}}}. "
         f"(model {servable.name} version {servable.version} signature {signature.name})")
-  return {key: tensors.check_input(key, tensors.to_ndarray(key, proto), signature.input_specs[key])
-          for key, proto in protos.items()}
+  return servable.decode_inputs(signature, protos)
 
 
 def _output_keys(signature: Signature, output_filter: Iterable[str]) -> List[str]:
@@ -93,15 +92,26 @@ def _output_keys(signature: Signature, output_filter: Iterable[str]) -> List[str
   return wanted
 
 
-def _serialized_examples(request_input: input_pb2.Input) -> np.ndarray:
-  """Input (example_list or example_list_with_context) -> serialized tf.Examples, object array [N]."""
+def _serialized_examples(servable: Servable, request_input: input_pb2.Input) -> np.ndarray:
+  """Input (example_list or example_list_with_context) -> serialized tf.Examples, object array [N].
+
+  More examples than --max_request_elements (or, batching, than max_batch_size) is INVALID_ARGUMENT, checked
+  before the examples are merged with their context or serialized.
+  """
   kind = request_input.WhichOneof("kind")
+  listed = (request_input.example_list.examples if kind == "example_list" else
+            request_input.example_list_with_context.examples)
+  limit = min(servable.limits.max_elements, servable.limits.max_batch_size or servable.limits.max_elements)
+  if len(listed) > limit:
+    raise errors.invalid_argument(
+        f"Input holds {len(listed)} examples, more than the server's limit of {limit} ("
+        + ("max_batch_size" if limit != servable.limits.max_elements else "--max_request_elements") + ")")
   if kind == "example_list":
-    examples = list(request_input.example_list.examples)
+    examples = list(listed)
   elif kind == "example_list_with_context":
     context = request_input.example_list_with_context.context
     examples = []
-    for example in request_input.example_list_with_context.examples:
+    for example in listed:
       merged = example_pb2.Example()
       merged.CopyFrom(context)
       merged.MergeFrom(example)  # the example's own features win over the context's
@@ -127,7 +137,7 @@ def _run_examples(servable: Servable, signature_name: str, request_input: input_
     raise errors.invalid_argument(
         f"Expected one input Tensor named {EXAMPLES_INPUT!r} in {kind} signature {signature.name}, got "
         f"{sorted(signature.input_specs)}")
-  examples = _serialized_examples(request_input)
+  examples = _serialized_examples(servable, request_input)
   outputs = servable.run(signature, {EXAMPLES_INPUT: examples})
   build_result = _classification_result if method == CLASSIFY_METHOD else _regression_result
   return signature, build_result(signature, outputs, len(examples))

@@ -9,6 +9,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from serving import batcher
 from serving import errors
 from serving import inference
+from serving import tensors
 from serving.servable import Servable
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -24,17 +25,20 @@ class Loader:
     batching: batching options, or None to run each request on its own.
     on_batch: called with (model name, signature, BatchStats) for every executed batch.
     enable_warmup: TF Serving's --enable_model_warmup.
+    limits: what one request may allocate (--max_request_elements, --max_request_bytes).
   """
 
   def __init__(self, batching: Optional[batcher.BatchingOptions],
-               on_batch: Optional[Callable[[str, str, batcher.BatchStats], None]], enable_warmup: bool):
+               on_batch: Optional[Callable[[str, str, batcher.BatchStats], None]], enable_warmup: bool,
+               limits: tensors.RequestLimits):
     self._batching = batching
     self._on_batch = on_batch
     self._enable_warmup = enable_warmup
+    self._limits = limits
 
   def load(self, name: str, version: int, path: Path) -> Servable:
     """Loads version `version` of `name` from `path` and warms it up; a failing warmup closes it and raises."""
-    servable = Servable(name, version, path, self._batching, self._on_batch)
+    servable = Servable(name, version, path, self._batching, self._on_batch, self._limits)
     try:
       if self._enable_warmup:
         count = _replay_warmup(servable)

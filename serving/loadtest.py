@@ -13,10 +13,9 @@ from typing import Callable, Dict, List, Optional
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc
-
 from serving import client as client_lib
+from serving.client_protos.tensorflow_serving.apis import predict_pb2
+from serving.client_protos.tensorflow_serving.apis import prediction_service_pb2_grpc
 
 DROPPED = "DROPPED_IN_FLIGHT_LIMIT"  # open loop: a send was due while `concurrency` requests were in flight
 DISTINCT_REQUESTS = 1000  # built up front and sent in turn, so that building them is not latency

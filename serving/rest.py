@@ -6,6 +6,7 @@ GET  /v1/models/NAME[/versions/N|/labels/L]/metadata   signature defs
 Errors answer {"error": message} with the HTTP status TF Serving maps the gRPC code to.
 """
 import base64
+import binascii
 import http.server
 import json
 import logging
@@ -28,6 +29,7 @@ from tensorflow_serving.apis import regression_pb2
 from serving import errors
 from serving import inference
 from serving import metrics as metrics_lib
+from serving import tensor_codec
 from serving import tensors
 from serving.servable import Servable
 from serving.server_core import ServerCore
@@ -46,12 +48,14 @@ _HTTP_STATUS = {
 }
 
 
-def start(core: ServerCore, port: int, timeout_s: float) -> http.server.ThreadingHTTPServer:
-  """Serves the REST API of `core` on `port` in a background thread; `timeout_s` bounds each connection."""
+def start(core: ServerCore, port: int, timeout_s: float, max_body_bytes: int) -> http.server.ThreadingHTTPServer:
+  """Serves the REST API of `core` on `port` in a background thread; `timeout_s` bounds each connection,
+  `max_body_bytes` each request body (--max_request_bytes)."""
 
   class Handler(_Handler):
     server_core = core
     timeout = timeout_s
+    max_body = max_body_bytes
 
   httpd = http.server.ThreadingHTTPServer(("", port), Handler)
   httpd.daemon_threads = True
@@ -61,6 +65,7 @@ def start(core: ServerCore, port: int, timeout_s: float) -> http.server.Threadin
 
 class _Handler(http.server.BaseHTTPRequestHandler):
   server_core: ServerCore
+  max_body: int
   protocol_version = "HTTP/1.1"
 
   def log_message(self, format, *args):  # noqa: A002  # http.server's signature
@@ -74,17 +79,37 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self._dispatch(None)
 
   def do_POST(self):  # noqa: N802
-    length = int(self.headers.get("Content-Length") or 0)
-    body = self.rfile.read(length)
+    length_header = self.headers.get("Content-Length") or "0"
+    if not length_header.isdigit():
+      self.close_connection = True  # the body's end is unknown: nothing more can be read on this connection
+      self._send_error(errors.invalid_argument(f"Content-Length must be a number of bytes, got {length_header!r}"),
+                       411)
+      return
+    if int(length_header) > self.max_body:
+      self.close_connection = True  # the body is not read
+      self._send_error(errors.ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                           f"request body of {length_header} bytes is larger than the server's "
+                                           f"limit --max_request_bytes={self.max_body}"), 413)
+      return
+    body = self.rfile.read(int(length_header))
+    if not body.strip():
+      self._send_error(errors.invalid_argument("JSON Parse error: The document is empty"))
+      return
     try:
-      request = json.loads(body or b"{}")
-    except ValueError as e:
-      self._send_error(errors.invalid_argument(f"JSON parse error: {e}"))
+      request = json.loads(body)
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than Python's parser goes
+      self._send_error(errors.invalid_argument(f"JSON Parse error: {type(e).__name__}: {str(e)[:200]}"))
       return
     if not isinstance(request, dict):
-      self._send_error(errors.invalid_argument("the request body must be a JSON object"))
+      self._send_error(errors.invalid_argument(f"JSON Value: {body[:80].decode(errors='replace')} Is not object"))
       return
     self._dispatch(request)
+
+  def _method_not_allowed(self):
+    self._send(405, json.dumps({"error": f"Malformed request: {self.command} {self.path}"}).encode(),
+               "application/json")
+
+  do_PUT = do_DELETE = do_PATCH = _method_not_allowed  # noqa: N815
 
   def _dispatch(self, body):
     match = _PATH.match(self.path)
@@ -98,6 +123,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       spec.version_label = match["label"]
     try:
       if match["method"]:
+        signature_name = body.get("signature_name", "")
+        if not isinstance(signature_name, str):
+          raise errors.invalid_argument(f"JSON Value: {json.dumps(signature_name)[:80]} not formatted correctly. "
+                                        "'signature_name' key must be a string value.")
+        spec.signature_name = signature_name
         result = self._infer(match["method"], spec, body)
       elif match["metadata"]:
         result = self._metadata(spec)
@@ -112,7 +142,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self._send(200, json.dumps(result).encode(), "application/json")
 
   def _infer(self, method: str, spec: model_pb2.ModelSpec, body: Dict[str, Any]) -> Dict[str, Any]:
-    spec.signature_name = body.get("signature_name", "")
     if method == "predict":
       return self.server_core.handle("predict", spec, ENTRYPOINT, lambda s: _predict(s, spec, body))
     if method == "classify":
@@ -150,8 +179,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def _predict(servable: Servable, spec: model_pb2.ModelSpec, body: Dict[str, Any]) -> Dict[str, Any]:
   """Row or columnar JSON -> PredictRequest (typed by the signature) -> JSON in the same format."""
-  if ("instances" in body) == ("inputs" in body):
-    raise errors.invalid_argument("Missing 'inputs' or 'instances' key (exactly one of them is required)")
+  if "instances" in body and "inputs" in body:
+    raise errors.invalid_argument("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to "
+                                  "exist")
+  if "instances" not in body and "inputs" not in body:
+    raise errors.invalid_argument("Missing 'inputs' or 'instances' key")
   signature = servable.signature(spec.signature_name)
   row_format = "instances" in body
   columns = _rows_to_columns(body["instances"], signature.input_specs) if row_format else body["inputs"]
@@ -162,8 +194,11 @@ def _predict(servable: Servable, spec: model_pb2.ModelSpec, body: Dict[str, Any]
     columns = {next(iter(signature.input_specs)): columns}
   request = predict_pb2.PredictRequest(model_spec=spec)
   for key, value in columns.items():
-    spec_dtype = signature.input_specs[key].dtype
-    request.inputs[key].CopyFrom(tensors.to_proto(_json_to_array(key, value, spec_dtype)))
+    array = _json_to_array(key, value, signature.input_specs[key].dtype)
+    try:
+      tensor_codec.from_ndarray(array, request.inputs[key])
+    except tensor_codec.TensorCodecError as e:
+      raise errors.invalid_argument(f"input {key!r}: {e}") from e
   outputs = {key: tensors.to_ndarray(key, proto)
              for key, proto in inference.predict(servable, request).outputs.items()}
   if not row_format:
@@ -181,8 +216,10 @@ def _predict(servable: Servable, spec: model_pb2.ModelSpec, body: Dict[str, Any]
 
 def _rows_to_columns(instances: Any, input_specs: Dict[str, Any]) -> Any:
   """[{'a': x0, 'b': y0}, ...] -> {'a': [x0, ...], 'b': [y0, ...]}; a list of bare values stays as it is."""
-  if not isinstance(instances, list) or not instances:
-    raise errors.invalid_argument("'instances' must be a non-empty list")
+  if not isinstance(instances, list):
+    raise errors.invalid_argument("Expecting 'instances' to be an list/array")
+  if not instances:
+    raise errors.invalid_argument("No values in 'instances' array")
   named = all(isinstance(row, dict) and "b64" not in row for row in instances)
   if not named:
     return instances
@@ -192,23 +229,46 @@ def _rows_to_columns(instances: Any, input_specs: Dict[str, Any]) -> Any:
   return {key: [row[key] for row in instances] for key in keys}
 
 
-def _json_to_array(name: str, value: Any, dtype) -> np.ndarray:
-  if dtype.name == "string":
-    return np.array(_decode_strings(value), dtype=object)
+def _json_to_array(name: str, value: Any, dtype_number: int) -> np.ndarray:
+  """A JSON value (nested lists) -> the array of the signature's dtype; anything else is INVALID_ARGUMENT."""
+  dtype = tensor_codec.BY_NUMBER.get(dtype_number)
+  if dtype is None:
+    raise errors.invalid_argument(f"input {name!r}: {tensor_codec.dtype_name(dtype_number)} is not supported in JSON")
   try:
-    return np.array(value, dtype=dtype.as_numpy_dtype)
-  except (TypeError, ValueError) as e:
-    raise errors.invalid_argument(f"input {name!r}: cannot read {str(value)[:80]} as {dtype.name}: {e}") from e
+    if dtype.number == tensor_codec.STRING:
+      return np.array(_decode_strings(value), dtype=object)
+    if isinstance(value, (str, dict)) or _holds(value, (str, dict, type(None))):
+      raise TypeError("strings, objects and nulls are not numbers")
+    return np.array(value, dtype=dtype.numpy)
+  except (TypeError, ValueError, OverflowError) as e:
+    raise errors.invalid_argument(
+        f"JSON Value: {json.dumps(value)[:80]} is not of expected type: {dtype.name} (input {name!r}: {e})") from e
+
+
+def _holds(value: Any, kinds: tuple) -> bool:
+  """True when a nested list holds a value of one of `kinds`."""
+  if isinstance(value, list):
+    return any(_holds(v, kinds) for v in value)
+  return isinstance(value, kinds)
 
 
 def _decode_strings(value: Any) -> Any:
   if isinstance(value, list):
     return [_decode_strings(v) for v in value]
   if isinstance(value, dict) and set(value) == {"b64"}:
-    return base64.b64decode(value["b64"])
+    return _b64decode(value["b64"])
   if isinstance(value, str):
     return value.encode()
-  raise errors.invalid_argument(f"expected a string or {{'b64': ...}}, got {value!r}")
+  raise errors.invalid_argument(f"expected a string or {{'b64': ...}}, got {str(value)[:80]}")
+
+
+def _b64decode(text: Any) -> bytes:
+  if not isinstance(text, str):
+    raise errors.invalid_argument(f"JSON Value: {json.dumps(text)[:80]} not formatted correctly for base64 data")
+  try:
+    return base64.b64decode(text, validate=True)
+  except (binascii.Error, ValueError) as e:
+    raise errors.invalid_argument("Unable to base64 decode") from e
 
 
 def _array_to_json(value: np.ndarray) -> Any:
@@ -230,6 +290,8 @@ def _examples(body: Dict[str, Any]) -> input_pb2.Input:
   """{'examples': [{feature: value}], 'context': {...}} -> Input proto of tf.Examples."""
   if not isinstance(body.get("examples"), list):
     raise errors.invalid_argument("'examples' must be a list of {feature: value} objects")
+  if "context" in body and not isinstance(body["context"], dict):
+    raise errors.invalid_argument("'context' must be a {feature: value} object")
   request_input = input_pb2.Input()
   if "context" in body:
     target = request_input.example_list_with_context
@@ -248,18 +310,21 @@ def _example(features: Dict[str, Any]) -> example_pb2.Example:
   for key, value in features.items():
     values = value if isinstance(value, list) else [value]
     feature = example.features.feature[key]
-    if all(isinstance(v, bool) or isinstance(v, int) for v in values):
-      feature.int64_list.value.extend(int(v) for v in values)
-    elif all(isinstance(v, (int, float)) for v in values):
-      feature.float_list.value.extend(float(v) for v in values)
-    else:
-      feature.bytes_list.value.extend(_feature_bytes(key, v) for v in values)
+    try:
+      if all(isinstance(v, int) for v in values):  # bool is an int
+        feature.int64_list.value.extend(int(v) for v in values)
+      elif all(isinstance(v, (int, float)) for v in values):
+        feature.float_list.value.extend(float(v) for v in values)
+      else:
+        feature.bytes_list.value.extend(_feature_bytes(key, v) for v in values)
+    except (ValueError, OverflowError) as e:  # an integer beyond int64, a number beyond float
+      raise errors.invalid_argument(f"feature {key!r}: {str(values)[:80]} does not fit its type: {e}") from e
   return example
 
 
 def _feature_bytes(key: str, value: Any) -> bytes:
   if isinstance(value, dict) and set(value) == {"b64"}:
-    return base64.b64decode(value["b64"])
+    return _b64decode(value["b64"])
   if isinstance(value, str):
     return value.encode()
-  raise errors.invalid_argument(f"feature {key!r}: unsupported value {value!r}")
+  raise errors.invalid_argument(f"Unexpected element type in feature: {key} ({str(value)[:80]})")

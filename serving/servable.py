@@ -13,6 +13,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from serving import batcher
 from serving import errors
+from serving import tensors
+from serving.flags import ServerOptions
 
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
@@ -24,7 +26,7 @@ class Signature:
   name: str
   signature_def: meta_graph_pb2.SignatureDef
   function: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]
-  input_specs: Dict[str, tf.TensorSpec]
+  input_specs: Dict[str, tensors.InputSpec]
   batchable: bool  # every input and output has the batch on dimension 0
 
 
@@ -35,14 +37,19 @@ class Servable:
     name / version / path: the model name, version number and version folder.
     batching: batching options, or None to run each request on its own.
     on_batch: metrics hook called with (model name, signature, BatchStats) for every executed batch.
+    limits: what one request may allocate (element and string byte caps); max_batch_size is filled in from
+      `batching`.
   """
 
   def __init__(self, name: str, version: int, path: Path, batching: Optional[batcher.BatchingOptions] = None,
-               on_batch: Optional[Callable[[str, str, batcher.BatchStats], None]] = None):
+               on_batch: Optional[Callable[[str, str, batcher.BatchStats], None]] = None,
+               limits: Optional[tensors.RequestLimits] = None):
     self.name = name
     self.version = version
     self.path = Path(path)
     self._batching = batching
+    limits = limits or tensors.RequestLimits(ServerOptions.max_request_elements, ServerOptions.max_request_bytes)
+    self.limits = dataclasses.replace(limits, max_batch_size=batching.max_batch_size if batching else None)
     self._on_batch = on_batch
     meta_graph = _read_serve_meta_graph(self.path)
     # TF2 SavedModels (with an object graph) run through their restored functions; TF1 ones through a
@@ -75,6 +82,12 @@ class Servable:
           f"Serving signature name: \"{key}\" not found in signature def of model {self.name} version "
           f"{self.version} (signatures: {', '.join(sorted(self.signatures))})")
     return self.signatures[key]
+
+  def decode_inputs(self, signature: Signature, protos) -> Dict[str, np.ndarray]:
+    """Checks the request tensors {input: TensorProto} (the signature's inputs) against the signature and the
+    request limits, then decodes them; raises INVALID_ARGUMENT before allocating anything for a bad one."""
+    batched = self._batching is not None and signature.batchable
+    return tensors.decode_inputs(protos, signature.input_specs, self.limits, batched)
 
   def run(self, signature: Signature, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Runs `signature` on checked inputs {name: array [B, ...]} -> {output: array [B, ...]}."""
@@ -151,11 +164,10 @@ def _session_runner(session: tf.compat.v1.Session, signature_def: meta_graph_pb2
   return run
 
 
-def _input_specs(signature_def: meta_graph_pb2.SignatureDef) -> Dict[str, tf.TensorSpec]:
-  """The SignatureDef's inputs as TensorSpecs (no shape or unknown rank -> shape None)."""
-  return {key: tf.TensorSpec(None if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank else
-                             [d.size if d.size >= 0 else None for d in info.tensor_shape.dim],
-                             tf.dtypes.as_dtype(info.dtype), key)
+def _input_specs(signature_def: meta_graph_pb2.SignatureDef) -> Dict[str, tensors.InputSpec]:
+  """The SignatureDef's inputs (no shape or unknown rank -> shape None; dimension -1 -> None)."""
+  return {key: tensors.InputSpec(info.dtype, None if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank
+                                 else tuple(d.size if d.size >= 0 else None for d in info.tensor_shape.dim))
           for key, info in signature_def.inputs.items()}
 
 

@@ -44,12 +44,13 @@ class ModelServer:
     """
     _set_tf_threads(self.options)
     self._core.start()
-    self._grpc = GrpcServer(self._core, self.options.port, self.options.grpc_channel_arguments)
+    self._grpc = GrpcServer(self._core, self.options.port, self.options.grpc_channel_arguments,
+                            self.options.max_request_bytes)
     self.grpc_port = self._grpc.start()
     if self.options.rest_api_port:
       from serving import rest  # pylint: disable=import-outside-toplevel  # only when REST is on
       self._rest_server = rest.start(self._core, self.options.rest_api_port,
-                                     self.options.rest_api_timeout_in_ms / 1000)
+                                     self.options.rest_api_timeout_in_ms / 1000, self.options.max_request_bytes)
       self.rest_port = self._rest_server.server_address[1]
     self._core.start_polling()
     log.info("Running gRPC ModelServer at 0.0.0.0:%d%s", self.grpc_port,

@@ -22,6 +22,7 @@ from serving import config_files
 from serving import errors
 from serving import inference
 from serving import metrics as metrics_lib
+from serving import tensors
 from serving.flags import ServerOptions
 from serving.loader import Loader
 from serving.manager import Manager
@@ -67,7 +68,8 @@ class ServerCore:
       monitoring = config_files.read_monitoring_config(Path(self._options.monitoring_config_file))
       if monitoring.prometheus_config.enable:
         self._monitoring_path = monitoring.prometheus_config.path or metrics_lib.DEFAULT_PATH
-    loader = Loader(batching, self.metrics.record_batch, self._options.enable_model_warmup)
+    limits = tensors.RequestLimits(self._options.max_request_elements, self._options.max_request_bytes)
+    loader = Loader(batching, self.metrics.record_batch, self._options.enable_model_warmup, limits)
     self._manager = Manager(loader.load, self._options.allow_version_labels_for_unavailable_models)
     self._manager.apply_config(self._initial_model_config())
 
@@ -75,6 +77,7 @@ class ServerCore:
     """Polls the base paths every --file_system_poll_wait_seconds and re-reads --model_config_file every
     --model_config_file_poll_wait_seconds, in threads until stop(); 0 turns a poll off (as in TF Serving)."""
     self._every(self._options.file_system_poll_wait_seconds, self._manager.poll, "file-system-poll")
+    self._every(self._options.request_log_interval_seconds, self._log_requests, "request-log")
     if self._options.model_config_file:
       self._every(self._options.model_config_file_poll_wait_seconds, self._reread_config_file,
                   "model-config-poll")
@@ -99,6 +102,10 @@ class ServerCore:
     thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     self._poll_threads.append(thread)
+
+  def _log_requests(self) -> None:
+    for line in self.metrics.version_summary():
+      log.info("Requests in the last %ds: %s", self._options.request_log_interval_seconds, line)
 
   # Model config.
 
@@ -149,21 +156,26 @@ class ServerCore:
   # Requests.
 
   @contextlib.contextmanager
-  def _track(self, api: str, model_name: str, entrypoint: str) -> Iterator[None]:
-    """Records the request's metrics; an unexpected exception becomes INTERNAL instead of reaching gRPC."""
+  def _servable(self, api: str, spec: model_pb2.ModelSpec, entrypoint: str) -> Iterator[Servable]:
+    """Yields the servable `spec` names and records the request's metrics (per version once one was found);
+    an unexpected exception becomes INTERNAL instead of reaching gRPC."""
     started = time.perf_counter()
     code = grpc.StatusCode.OK
+    version = 0
     try:
-      yield
+      with self._manager.servable(spec) as servable:
+        version = servable.version
+        yield servable
     except errors.ServingError as e:
       code = e.code
       raise
     except Exception as e:  # pylint: disable=broad-except  # a bug must fail the request, not the server
-      log.exception("%s on model %s failed", api, model_name)
+      log.exception("%s on model %s failed", api, spec.name)
       code = grpc.StatusCode.INTERNAL
       raise errors.ServingError(code, f"{type(e).__name__}: {e}") from e
     finally:
-      self.metrics.record_request(model_name, api, entrypoint, code.name, time.perf_counter() - started)
+      self.metrics.record_request(spec.name, api, entrypoint, code.name, time.perf_counter() - started, version,
+                                  spec.version_label)
 
   def handle(self, api: str, spec: model_pb2.ModelSpec, entrypoint: str,
              fn: Callable[[Servable], proto_message.Message]) -> proto_message.Message:
@@ -172,7 +184,7 @@ class ServerCore:
     Raises:
       ServingError: the model, version or request is invalid, or running it failed.
     """
-    with self._track(api, spec.name, entrypoint), self._manager.servable(spec) as servable:
+    with self._servable(api, spec, entrypoint) as servable:
       return fn(servable)
 
   async def handle_async(self, api: str, spec: model_pb2.ModelSpec, entrypoint: str,
@@ -183,8 +195,7 @@ class ServerCore:
   async def predict_async(self, request: predict_pb2.PredictRequest, entrypoint: str) -> predict_pb2.PredictResponse:
     """Predict for a caller on an event loop: checks on the loop, then awaits the batch (or the worker pool),
     without a thread per call, so concurrent calls reach the batch queue quickly."""
-    with self._track("predict", request.model_spec.name, entrypoint), \
-        self._manager.servable(request.model_spec) as servable:
+    with self._servable("predict", request.model_spec, entrypoint) as servable:
       pending = inference.begin_predict(servable, request)
       outputs = await servable.run_async(pending.signature, pending.inputs, self._executor)
       return inference.finish_predict(servable, pending, outputs)

@@ -1,53 +1,105 @@
-"""TensorProto <-> numpy conversion and the dtype/shape checks a request's inputs must pass."""
+"""The checks every request tensor passes before anything is allocated for it, then its decoding; and the
+encoding of outputs. TF Serving's own messages where it has one (`tensor parsing error: x`)."""
+import dataclasses
+import math
+from typing import Dict, Mapping, Optional, Tuple
+
 import numpy as np
-import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
-from tensorflow.core.framework import tensor_shape_pb2
-from tensorflow.core.framework import types_pb2
 
 from serving import errors
+from serving import tensor_codec
 
 
-def dtype_name(dtype: int) -> str:
-  """types_pb2.DataType number -> its name, e.g. 1 -> 'DT_FLOAT'."""
-  return types_pb2.DataType.Name(dtype)
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+  """A signature input: DataType number and shape (None: unknown rank; a None dimension: any size)."""
+  dtype: int
+  shape: Optional[Tuple[Optional[int], ...]]
 
 
-def to_ndarray(name: str, proto: tensor_pb2.TensorProto) -> np.ndarray:
-  """Decodes the request tensor `name`; a malformed proto is INVALID_ARGUMENT naming the input."""
-  try:
-    return tf.make_ndarray(proto)
-  except (TypeError, ValueError) as e:
-    raise errors.invalid_argument(f"input tensor {name!r} is not a valid TensorProto: {e}") from e
+@dataclasses.dataclass(frozen=True)
+class RequestLimits:
+  """What one request may ask the server to allocate.
+
+  max_elements: elements over all input tensors (--max_request_elements).
+  max_string_bytes: bytes over all string values (--max_request_bytes).
+  max_batch_size: dimension 0 of a batched signature's inputs (BatchingParameters.max_batch_size), or None.
+  """
+  max_elements: int
+  max_string_bytes: int
+  max_batch_size: Optional[int] = None
+
+
+def decode_inputs(protos: Mapping[str, tensor_pb2.TensorProto], specs: Mapping[str, InputSpec],
+                  limits: RequestLimits, batched: bool) -> Dict[str, np.ndarray]:
+  """Checks every request tensor against its spec and `limits`, then decodes them all.
+
+  `protos` and `specs` have the same keys. `batched`: the signature runs through the batcher, so dimension 0
+  may not exceed limits.max_batch_size.
+
+  Raises:
+    ServingError: INVALID_ARGUMENT naming the input and what it broke (dtype, shape, element or byte cap, batch
+      size, values that do not match the declared shape); nothing was allocated.
+  """
+  elements = string_bytes = 0
+  for key in sorted(protos):
+    proto, spec = protos[key], specs[key]
+    shape = _check_shape(key, proto, spec)
+    count = math.prod(shape)
+    elements += count
+    if elements > limits.max_elements:
+      raise errors.invalid_argument(
+          f"input {key!r} declares shape {list(shape)} ({count} elements); the request would hold {elements} "
+          f"elements, more than the server's limit --max_request_elements={limits.max_elements}")
+    if batched and limits.max_batch_size is not None and shape and shape[0] > limits.max_batch_size:
+      raise errors.invalid_argument(
+          f"Task size {shape[0]} is larger than maximum input batch size {limits.max_batch_size} "
+          f"(input {key!r})")
+    dtype = tensor_codec.BY_NUMBER[proto.dtype]
+    values = tensor_codec.value_count(proto, dtype)
+    if values != count and not (values == 1 and count > 0):
+      raise errors.invalid_argument(
+          f"tensor parsing error: {key} (shape {list(shape)} holds {count} elements but the tensor carries "
+          + (f"{len(proto.tensor_content)} bytes of tensor_content for {dtype.name}"
+             if proto.tensor_content else f"{values} {dtype.values_field} values") + ")")
+    if dtype.number == tensor_codec.STRING:
+      string_bytes += sum(len(value) for value in proto.string_val) * (count if values == 1 else 1)
+      if string_bytes > limits.max_string_bytes:
+        raise errors.invalid_argument(
+            f"input {key!r}: the request's strings would hold {string_bytes} bytes, more than the server's "
+            f"limit --max_request_bytes={limits.max_string_bytes}")
+  return {key: tensor_codec.to_ndarray(proto) for key, proto in protos.items()}
+
+
+def _check_shape(key: str, proto: tensor_pb2.TensorProto, spec: InputSpec) -> Tuple[int, ...]:
+  if proto.dtype != spec.dtype:
+    raise errors.invalid_argument(
+        f"input {key!r} expects {tensor_codec.dtype_name(spec.dtype)} but {tensor_codec.dtype_name(proto.dtype)} "
+        "is provided")
+  shape = tensor_codec.declared_shape(proto)
+  if shape is None:
+    raise errors.invalid_argument(
+        f"tensor parsing error: {key} (the request must give a fully defined shape, got "
+        f"[{', '.join(str(d.size) for d in proto.tensor_shape.dim)}]{' unknown_rank' * proto.tensor_shape.unknown_rank})")
+  if spec.shape is not None and (len(spec.shape) != len(shape) or any(
+      want is not None and want != got for want, got in zip(spec.shape, shape))):
+    raise errors.invalid_argument(
+        f"input {key!r} has shape {list(shape)} which is not compatible with the signature's shape "
+        f"[{', '.join('?' if d is None else str(d) for d in spec.shape)}]")
+  return shape
 
 
 def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-  """Encodes an output array (numeric arrays go in tensor_content, as TF Serving answers)."""
-  if array.dtype == object or array.dtype.kind not in "fiub":
-    return tf.make_tensor_proto(array)
-  # The same proto tf.make_tensor_proto builds for numeric arrays, without its per-call type dispatch
-  # (it runs for every output of every request).
-  proto = tensor_pb2.TensorProto(dtype=tf.dtypes.as_dtype(array.dtype).as_datatype_enum,
-                                 tensor_content=np.ascontiguousarray(array).tobytes())
-  proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape)
+  """Encodes an output array (numbers in tensor_content, as TF Serving answers)."""
+  proto = tensor_pb2.TensorProto()
+  tensor_codec.from_ndarray(array, proto)
   return proto
 
 
-def check_input(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
-  """Checks `array` against the signature's TensorSpec and returns it.
-
-  Raises INVALID_ARGUMENT naming the input when the dtype differs or the shape is incompatible.
-  """
-  want = spec.dtype
-  got = tf.string if array.dtype == object else tf.dtypes.as_dtype(array.dtype)
-  if got != want:
-    raise errors.invalid_argument(
-        f"input {name!r} expects {dtype_name(want.as_datatype_enum)} but "
-        f"{dtype_name(got.as_datatype_enum)} is provided")
-  dims = spec.shape.as_list() if spec.shape.rank is not None else None
-  if dims is not None and (len(dims) != array.ndim or any(
-      want_dim is not None and want_dim != got_dim for want_dim, got_dim in zip(dims, array.shape))):
-    raise errors.invalid_argument(
-        f"input {name!r} has shape {list(array.shape)} which is not compatible with the signature's "
-        f"shape {spec.shape}")
-  return array
+def to_ndarray(name: str, proto: tensor_pb2.TensorProto) -> np.ndarray:
+  """Decodes a tensor the server itself produced (an output); INVALID_ARGUMENT naming it if it cannot."""
+  try:
+    return tensor_codec.to_ndarray(proto)
+  except tensor_codec.TensorCodecError as e:
+    raise errors.invalid_argument(f"tensor {name!r}: {e}") from e

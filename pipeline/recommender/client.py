@@ -8,7 +8,6 @@ import dataclasses
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from components import signatures
 from pipeline.config import PipelineConfig
@@ -46,10 +45,9 @@ class RecommenderClient(ServingClient):
 
   def predict(self, user_id: str, movie_ids: Sequence[str]) -> List[Prediction]:
     """Scores `user_id` against each movie: one row per movie, in the given order."""
-    response = self.predict_raw(signatures.PREDICT, {
+    out = self.predict_arrays(signatures.PREDICT, {
         signatures.USER_ID_INPUT: np.array([user_id.encode()] * len(movie_ids), dtype=object),
         signatures.MOVIE_ID_INPUT: np.array([m.encode() for m in movie_ids], dtype=object)})
-    out = {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
     return [Prediction(movie, float(out[signatures.SCORE_OUTPUT][i]), float(out[signatures.INTERACTION_OUTPUT][i]),
                        float(out[signatures.LIKED_OUTPUT][i]))
             for i, movie in enumerate(movie_ids)]
@@ -60,10 +58,10 @@ class RecommenderClient(ServingClient):
     Raises:
       ValueError: `k` is larger than the K the model was exported with.
     """
-    response = self.predict_raw(signatures.RECOMMEND,
-                                {signatures.USER_ID_INPUT: np.array([user_id.encode()], dtype=object)})
-    movie_ids = tf.make_ndarray(response.outputs[signatures.RECOMMENDED_MOVIE_IDS])[0]
-    scores = tf.make_ndarray(response.outputs[signatures.RECOMMENDED_SCORES])[0]
+    out = self.predict_arrays(signatures.RECOMMEND,
+                               {signatures.USER_ID_INPUT: np.array([user_id.encode()], dtype=object)})
+    movie_ids = out[signatures.RECOMMENDED_MOVIE_IDS][0]
+    scores = out[signatures.RECOMMENDED_SCORES][0]
     if k is not None and k > len(movie_ids):
       raise ValueError(f"the model {self.model_name} returns at most {len(movie_ids)} movies; asked for {k}")
     return [Recommendation(m.decode(), float(s)) for m, s in zip(movie_ids[:k], scores[:k])]

@@ -3,14 +3,14 @@ generic serving.loadtest."""
 import random
 from typing import Optional, Sequence
 
-import tensorflow as tf
-from tensorflow_serving.apis import model_pb2
-from tensorflow_serving.apis import predict_pb2
+import numpy as np
 
 from components import signatures
 from pipeline.recommender.client import DEFAULT_MODEL
 from serving import client as client_lib
 from serving import loadtest
+from serving.client_protos.tensorflow_serving.apis import model_pb2
+from serving.client_protos.tensorflow_serving.apis import predict_pb2
 
 MODES = (signatures.PREDICT, signatures.RECOMMEND)  # a mode is the signature it calls
 ML100K_USERS = tuple(str(i) for i in range(1, 944))  # MovieLens 100K's ids, as the data spells them
@@ -23,17 +23,17 @@ def request_factory(spec: model_pb2.ModelSpec, mode: str, users: Sequence[str], 
   `movies_per_request` random movies."""
 
   def make_request(rng: random.Random) -> predict_pb2.PredictRequest:
-    user = rng.choice(users)
-    request = predict_pb2.PredictRequest()
-    request.model_spec.CopyFrom(spec)
-    request.model_spec.signature_name = mode
+    user = rng.choice(users).encode()
+    mode_spec = model_pb2.ModelSpec()
+    mode_spec.CopyFrom(spec)
+    mode_spec.signature_name = mode
     if mode == signatures.PREDICT:
-      request.inputs[signatures.USER_ID_INPUT].CopyFrom(tf.make_tensor_proto([user.encode()] * movies_per_request))
-      request.inputs[signatures.MOVIE_ID_INPUT].CopyFrom(
-          tf.make_tensor_proto([rng.choice(movies).encode() for _ in range(movies_per_request)]))
+      inputs = {signatures.USER_ID_INPUT: np.array([user] * movies_per_request, dtype=object),
+                signatures.MOVIE_ID_INPUT: np.array([rng.choice(movies).encode() for _ in range(movies_per_request)],
+                                                    dtype=object)}
     else:
-      request.inputs[signatures.USER_ID_INPUT].CopyFrom(tf.make_tensor_proto([user.encode()]))
-    return request
+      inputs = {signatures.USER_ID_INPUT: np.array([user], dtype=object)}
+    return client_lib.predict_request(mode_spec, inputs)
 
   return make_request
 
