@@ -86,9 +86,10 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
 class EpochLog(keras.callbacks.Callback):
   """Logs one line per epoch (losses, seconds) on this module's logger, in place of Keras' progress bar."""
 
-  def __init__(self, epochs: int):
+  def __init__(self, epochs: int, steps: int):
     super().__init__()
     self.epochs = epochs
+    self.steps = steps
     self._start = 0.0
 
   def on_epoch_begin(self, epoch: int, logs=None) -> None:
@@ -96,8 +97,9 @@ class EpochLog(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch: int, logs=None) -> None:
     losses = ", ".join(f"{name} {value:.4f}" for name, value in sorted((logs or {}).items()) if name != "loss")
-    _LOG.info("Trainer epoch %d/%d: loss %.4f (%s), %.1f s", epoch + 1, self.epochs, (logs or {}).get("loss", math.nan),
-              losses, time.monotonic() - self._start)
+    seconds = time.monotonic() - self._start
+    _LOG.info("Trainer epoch %d/%d: loss %.4f (%s), %.1f s, %.0f steps/s", epoch + 1, self.epochs,
+              (logs or {}).get("loss", math.nan), losses, seconds, self.steps / max(seconds, 1e-9))
 
 
 def _id_dropout(ids: tf.Tensor, known: int, total: int, rate: float, generator: tf.random.Generator) -> tf.Tensor:
@@ -158,6 +160,13 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
           .prefetch(tf.data.AUTOTUNE))
 
 
+def epochs_for(steps_per_epoch: int, config: TrainConfig) -> int:
+  """`config.epochs`, fewer when they would take more than `config.max_train_steps` steps (at least one epoch):
+  a large data set learns as much in fewer passes, and its Trainer time then grows with the data only until
+  the cap."""
+  return max(1, min(config.epochs, math.ceil(config.max_train_steps / max(steps_per_epoch, 1))))
+
+
 def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
                 dataset_factory: DatasetFactory, model_config: ModelConfig,
                 train_config: TrainConfig) -> Tuple[keras.Model, Catalog]:
@@ -172,7 +181,8 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
                     ncf_model.LIKED_HEAD: train_config.liked_loss_weight})
   dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
                                   seed=train_config.seed)
-  model.fit(dataset, epochs=train_config.epochs, verbose=0, callbacks=[EpochLog(train_config.epochs)])
+  epochs = epochs_for(int(dataset.cardinality()), train_config)
+  model.fit(dataset, epochs=epochs, verbose=0, callbacks=[EpochLog(epochs, int(dataset.cardinality()))])
   return model, catalog
 
 
