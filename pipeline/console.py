@@ -118,7 +118,7 @@ class RunConsole:
     with self._lock:
       if not self.verbose:
         print(text, file=self.terminal, flush=True)
-      print(text, file=sys.stderr, flush=True)
+      os.write(2, (text + "\n").encode())  # fd 2 is the log file (or, with verbose, its copier)
 
   def started(self, node: str) -> None:
     self.started_at[node] = time.monotonic()
@@ -176,7 +176,7 @@ class RunConsole:
     self._stack.enter_context(contextlib.redirect_stdout(self.terminal))
     show_progress(self.line)
     self._stack.callback(show_progress, to_stderr)
-    self.line(f"library output (TensorFlow, TFX, Beam, warnings): {self.log_path}")
+    self.line(f"what TensorFlow, TFX and Beam print goes to {self.log_path}")
     from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
     absl_logging.set_verbosity(absl_logging.INFO)  # everything to the log file; the console filters
     events = _ComponentEvents(self)

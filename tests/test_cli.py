@@ -41,11 +41,83 @@ def test_synth_then_prepare(tmp_path, capsys):
   assert (tmp_path / "examples" / "eval" / "ratings.tfrecord.gz").is_file()
 
 
-def test_bad_file_fails_with_its_line(tmp_path):
+def _error_lines(stderr: str):
+  return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_bad_file_fails_with_its_line_and_no_traceback(tmp_path):
   cli.main(["data", "synth", "--users", "5", "--movies", "50", "--ratings", "100", "--out", str(tmp_path)])
   with open(tmp_path / "ratings.csv", "a") as f:
     f.write("1,2,seven,100\n")
-  done = subprocess.run([sys.executable, "-m", "pipeline.cli", "data", "prepare", "--data-dir", str(tmp_path),
-                         "--out", str(tmp_path / "out")], capture_output=True, text=True)
-  assert done.returncode != 0
-  assert f"{tmp_path / 'ratings.csv'}:102: rating 'seven' is not a number" in done.stderr
+  prepare = ["data", "prepare", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+  done = subprocess.run([sys.executable, "-m", "pipeline.cli", *prepare], capture_output=True, text=True)
+  assert done.returncode == 2
+  assert _error_lines(done.stderr) == [f"error: {tmp_path / 'ratings.csv'}:102: rating 'seven' is not a number; "
+                                       "fix the row, or pass --on-bad-rows skip to skip and count malformed rows"]
+  assert "Traceback" not in done.stderr
+  debug = subprocess.run([sys.executable, "-m", "pipeline.cli", "--debug", *prepare], capture_output=True, text=True)
+  assert debug.returncode == 1 and "Traceback" in debug.stderr and "BadRowError" in debug.stderr
+
+
+def _fails(argv, status, capsys, expected_type):
+  """`recsys argv` exits with `status` and one `error:` line; with --debug the same error propagates."""
+  assert cli.main(argv) == status
+  captured = capsys.readouterr()
+  assert len(_error_lines(captured.err)) == 1, captured.err
+  assert "Traceback" not in captured.err
+  with pytest.raises(expected_type):
+    cli.main(["--debug", *argv])
+  return _error_lines(captured.err)[0]
+
+
+def test_no_network_is_one_error_line(tmp_path, capsys, monkeypatch):
+  import urllib.error
+  import urllib.request
+  from pipeline.data.fetch import DownloadError
+
+  def offline(*args, **kwargs):
+    raise urllib.error.URLError("Temporary failure in name resolution")
+
+  monkeypatch.setattr(urllib.request, "urlopen", offline)
+  line = _fails(["data", "fetch", "--dataset", "ml-1m", "--cache-dir", str(tmp_path)], 1, capsys, DownloadError)
+  assert "could not download" in line and "--data-dir" in line
+
+
+def test_missing_files_are_one_error_line(tmp_path, capsys):
+  line = _fails(["data", "prepare", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")], 2,
+                capsys, FileNotFoundError)
+  assert "does not exist" in line
+  line = _fails(["report", "--pipeline-root", str(tmp_path), "--out", str(tmp_path / "r.html")], 2, capsys,
+                FileNotFoundError)
+  assert "run `recsys pipeline run` first" in line
+
+
+def test_run_not_found_is_one_error_line(tmp_path, capsys):
+  from ml_metadata.metadata_store import metadata_store
+  from ml_metadata.proto import metadata_store_pb2
+  from pipeline.runs.reader import RunNotFoundError
+
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = str(tmp_path / "metadata.sqlite")
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+  metadata_store.MetadataStore(config)  # an empty store
+  line = _fails(["report", "--pipeline-root", str(tmp_path), "--out", str(tmp_path / "r.html")], 2, capsys,
+                RunNotFoundError)
+  assert "holds no pipeline run" in line
+
+
+def test_unreachable_server_is_one_error_line(capsys):
+  from serving.client import ServerUnreachableError
+
+  line = _fails(["status", "--target", "localhost:1", "--timeout", "2"], 1, capsys, ServerUnreachableError)
+  assert "no model server at localhost:1" in line
+
+
+def test_anomalies_and_not_blessed_map_to_their_status():
+  from pipeline.anomalies_gate import ExampleAnomaliesError
+  from pipeline.runs.summary import NotBlessedError
+
+  status, line = cli.expected_error(ExampleAnomaliesError("ExampleValidator found anomalies\n  split 'eval'"))
+  assert status == 2 and line.splitlines()[0].startswith("error: ExampleValidator found anomalies; ")
+  assert cli.expected_error(NotBlessedError("not blessed")) == (1, "error: not blessed")
+  assert cli.expected_error(KeyError("a bug")) is None  # unexpected errors keep their traceback

@@ -6,6 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.data import movielens
+from pipeline.data import shape_stats
 from pipeline.data import split
 from pipeline.data import synthetic
 from pipeline.data.bad_rows import BadRows
@@ -66,10 +67,26 @@ def test_a_simple_baseline_beats_random(generated):
   scores = np.concatenate([popularity.reindex(known.movie_id).to_numpy(),
                            popularity.reindex(unrated.movie_id).to_numpy()])
   labels = np.concatenate([np.ones(len(known)), np.zeros(len(unrated))])
-  assert roc_auc_score(labels, scores) > 0.7
+  assert roc_auc_score(labels, scores) > 0.6  # ml-100k: 0.76; users reach the long tail late, so less here
 
 
 @pytest.mark.parametrize("users, movies, ratings", [(0, 10, 10), (10, 1, 10), (10, 10, 5), (10, 10, 100)])
 def test_impossible_shapes_are_refused(users, movies, ratings):
   with pytest.raises(ValueError):
     synthetic.SyntheticShape(users, movies, ratings)
+
+
+def test_a_personal_baseline_beats_popularity(tmp_path):
+  # MovieLens' signal is personal: on ml-100k item-kNN beats the most-popular list (bench/synthetic_stats.py).
+  shape = synthetic.SyntheticShape(users=400, movies=800, ratings=40_000, seed=3)
+  loaded = movielens.load(synthetic.generate(shape, tmp_path), BadRows("fail"))
+  rates = shape_stats.protocol_hit_rates(loaded.ratings)
+  assert rates["ranked_users"] > 300
+  assert 0.3 < rates["most_popular_hr"] < 0.6  # popular enough to be a real baseline, not the whole story
+  assert rates["item_knn_hr"] >= rates["most_popular_hr"] + 0.04, rates
+
+
+def test_shape_statistics_on_hand_made_counts():
+  assert shape_stats.gini(np.array([5, 5, 5, 5])) == 0.0
+  assert shape_stats.gini(np.array([0, 0, 0, 12])) == pytest.approx(0.75)
+  assert shape_stats.top_share(np.arange(1, 101), 0.01) == pytest.approx(100 / 5050)

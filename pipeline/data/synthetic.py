@@ -6,7 +6,8 @@ Structure, chosen to look like MovieLens:
   - users and movies have latent taste vectors; which movies a user rates depends on popularity and
     on taste (so "rated vs not rated" is learnable beyond popularity), and the rating on taste plus
     user and movie biases (so "liked" is learnable);
-  - genres follow the movies' taste vectors; timestamps are spread over each user's active period.
+  - genres follow the movies' taste vectors; timestamps are spread over each user's active period, popular
+    movies first and the long tail later, so a user's latest ratings are not simply the most popular movies.
 Generation runs in blocks of users, writing each block as it is made, so memory stays bounded by the
 block size and the per-user/per-movie arrays, not by the number of ratings.
 """
@@ -29,7 +30,13 @@ FACTORS = 16
 MIN_USER_RATINGS = 20
 FIRST_TIMESTAMP = 946_684_800   # 2000-01-01
 LAST_TIMESTAMP = 1_537_747_200  # 2018-09-24, the end of ml-latest-small
-BLOCK_RATINGS = 1_000_000
+BLOCK_RATINGS = 200_000  # times CANDIDATES_PER_RATING candidate pairs in memory at once
+# How personal the choice of movies is, calibrated against ml-100k (bench/synthetic_stats.py): each rating is
+# the best taste match among CANDIDATES_PER_RATING movies drawn by popularity (Zipf, POPULARITY_EXPONENT).
+POPULARITY_EXPONENT = 2.0
+CANDIDATES_PER_RATING = 30
+TASTE_WEIGHT = 20.0
+DISCOVERY_DRIFT = 0.4  # how strongly popular movies are rated before the long tail (0: in random order)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +83,7 @@ class _World:
     movie_factors = rng.normal(0.0, scale, (shape.movies, FACTORS)).astype(np.float32)
     user_factors = rng.normal(0.0, scale, (shape.users, FACTORS)).astype(np.float32)
     rank = rng.permutation(shape.movies)
-    popularity = (rank + 10.0) ** -1.2
+    popularity = (rank + 10.0) ** -POPULARITY_EXPONENT
     popularity_cdf = np.cumsum(popularity / popularity.sum())
     # Popular movies are rated a little higher, as in MovieLens.
     movie_bias = (rng.normal(0.0, 0.35, shape.movies) + 0.15 * (np.log(popularity) - np.log(popularity).mean())
@@ -148,7 +155,7 @@ def _block(world: _World, users: np.ndarray, rng: np.random.Generator) -> pd.Dat
   missing = counts.copy()
   while missing.sum():
     # Draw candidates by popularity, keep the best-matching new ones for each user.
-    draw_user = np.repeat(users, 3 * missing + 5)
+    draw_user = np.repeat(users, CANDIDATES_PER_RATING * missing + 5)
     draw_movie = np.searchsorted(world.popularity_cdf, rng.random(len(draw_user)), side="right")
     draw_movie = np.minimum(draw_movie, len(world.popularity_cdf) - 1)
     keys = np.concatenate([pairs_user * len(world.genres) + pairs_movie,
@@ -157,7 +164,7 @@ def _block(world: _World, users: np.ndarray, rng: np.random.Generator) -> pd.Dat
     is_first[np.unique(keys, return_index=True)[1]] = True
     fresh = is_first[len(pairs_user):]
     draw_user, draw_movie = draw_user[fresh], draw_movie[fresh]
-    taste = 3.0 * np.einsum("ij,ij->i", world.user_factors[draw_user], world.movie_factors[draw_movie])
+    taste = TASTE_WEIGHT * np.einsum("ij,ij->i", world.user_factors[draw_user], world.movie_factors[draw_movie])
     order = np.lexsort((-(taste + rng.gumbel(0.0, 1.0, len(taste))), draw_user))
     draw_user, draw_movie = draw_user[order], draw_movie[order]
     starts = np.searchsorted(draw_user, users)
@@ -178,15 +185,27 @@ def _block(world: _World, users: np.ndarray, rng: np.random.Generator) -> pd.Dat
       "user_id": pairs_user + 1,
       "movie_id": pairs_movie + 1,
       "rating": stars.astype(np.float32),
-      "timestamp": _timestamps(pairs_user, rng),
+      "timestamp": _timestamps(pairs_user, _discovery_order(world, pairs_movie, rng), rng),
   })
 
 
-def _timestamps(users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """Each user is active over a period of days to years; their ratings fall inside it."""
+def _discovery_order(world: _World, movies: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """A key per rating: users find popular movies first and the long tail later (as in MovieLens, where a
+  user's latest ratings are less popular than their first ones); lower keys are rated earlier."""
+  probability = np.diff(np.concatenate([[0.0], world.popularity_cdf]))[movies]
+  return -DISCOVERY_DRIFT * np.log(probability) + rng.gumbel(0.0, 1.0, len(movies))
+
+
+def _timestamps(users: np.ndarray, order_key: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """Each user is active over a period of days to years; their ratings fall inside it, in `order_key` order.
+  `users` is sorted."""
   unique, first = np.unique(users, return_index=True)
   day = 86_400
   span = np.minimum(rng.exponential(200.0, len(unique)) * day + day, LAST_TIMESTAMP - FIRST_TIMESTAMP)
   start = FIRST_TIMESTAMP + rng.random(len(unique)) * (LAST_TIMESTAMP - FIRST_TIMESTAMP - span)
   index = np.repeat(np.arange(len(unique)), np.diff(np.append(first, len(users))))
-  return (start[index] + rng.random(len(users)) * span[index]).astype(np.int64)
+  times = start[index] + rng.random(len(users)) * span[index]
+  by_time, by_key = np.lexsort((times, users)), np.lexsort((order_key, users))
+  ordered = np.empty_like(times)
+  ordered[by_key] = times[by_time]  # the k-th smallest key of a user gets that user's k-th earliest time
+  return ordered.astype(np.int64)

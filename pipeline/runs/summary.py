@@ -42,6 +42,8 @@ class RunSummary:
   pushed_path: Optional[str]
   components: Dict[str, ComponentRun]
   wall_seconds: float
+  # ranker ("NCF (exported model)", "most popular") -> {"k", "hit_rate", "ndcg"} under the report's protocol
+  ranking: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
 
   def as_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -54,6 +56,9 @@ class RunSummary:
       value = "n/a" if auc.value is None else f"{auc.value:.4f}"
       baseline = "no baseline" if auc.baseline is None else f"baseline {auc.baseline:.4f}"
       lines.append(f"AUC {head}: {value} (threshold >= {auc.threshold:.2f}, {baseline})")
+    for ranker, scores in self.ranking.items():
+      k = int(scores["k"])
+      lines.append(f"{ranker:<22} HR@{k} {scores['hit_rate']:.3f}  NDCG@{k} {scores['ndcg']:.3f}")
     lines.append("blessed: " + {True: "yes", False: "NO", None: "not evaluated"}[self.blessed])
     lines.append(f"pushed: {self.pushed_path or 'nothing'}")
     lines.append("wall time per component:")
@@ -128,6 +133,12 @@ def summarize(config: PipelineConfig) -> RunSummary:
   thresholds = {features.INTERACTION: config.eval.min_interaction_auc, features.LIKED: config.eval.min_liked_auc}
   auc = {head: HeadAuc(measured.get(head, {}).get("candidate"), threshold, measured.get(head, {}).get("baseline"))
          for head, threshold in thresholds.items()}
+  ranking = {}
+  if model is not None and found.latest(reader.EXAMPLES) is not None:
+    from pipeline.report import load as report_load  # the report's ranking protocol, so both show one number
+    from pipeline.report.data import DEFAULT_K
+    ranking = {score.ranker: {"k": score.k, "hit_rate": score.hit_rate, "ndcg": score.ndcg}
+               for score in report_load.ranking_scores(model.uri, found.latest(reader.EXAMPLES), DEFAULT_K, {})}
   pushed_path = None
   if pushed is not None and pushed.get_int_custom_property("pushed"):
     pushed_path = pushed.get_string_custom_property("pushed_destination")
@@ -136,4 +147,4 @@ def summarize(config: PipelineConfig) -> RunSummary:
       rows=reader.split_rows(statistics) if statistics is not None else {}, auc=auc,
       model_path=path_utils.serving_model_path(model.uri) if model is not None else None,
       blessed=bool(blessing.get_int_custom_property("blessed")) if blessing is not None else None,
-      pushed_path=pushed_path, components=components, wall_seconds=found.wall_seconds)
+      pushed_path=pushed_path, components=components, wall_seconds=found.wall_seconds, ranking=ranking)
