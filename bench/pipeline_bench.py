@@ -47,7 +47,7 @@ def main() -> None:
   run_seconds = time.monotonic() - start - prepare_seconds
   run = summary.summarize(config)
   quality = ranking.evaluate(Path(run.model_path), config.examples_dir / features.TRAIN_SPLIT,
-                             [config.examples_dir / features.EVAL_SPLIT, config.examples_dir / features.RANKING_SPLIT],
+                             config.examples_dir / features.EVAL_SPLIT, config.examples_dir / features.RANKING_SPLIT,
                              k=10)
   print(json.dumps({
       "benchmark": "pipeline run", "dataset": config.data.dataset, "rows": prepared.rows,

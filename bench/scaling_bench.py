@@ -64,7 +64,7 @@ def run_one(shape: str, work: Path, extra: Sequence[str]) -> Dict[str, object]:
   pipeline_seconds = time.monotonic() - start - prepare_seconds
   run = summary.summarize(config)
   quality = ranking.evaluate(Path(run.model_path), config.examples_dir / features.TRAIN_SPLIT,
-                             [config.examples_dir / features.EVAL_SPLIT, config.examples_dir / features.RANKING_SPLIT])
+                             config.examples_dir / features.EVAL_SPLIT, config.examples_dir / features.RANKING_SPLIT)
   return {
       "shape": shape, "ratings": ratings, "rows": prepared.rows, "beam_args": list(config.beam_args),
       "epochs": config.train.epochs, "prepare_seconds": round(prepare_seconds, 1),

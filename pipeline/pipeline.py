@@ -104,7 +104,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       input_config=tfx.proto.Input(splits=[
           tfx.proto.Input.Split(name=split, pattern=f"{split}/*")
           for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT, features.RANKING_SPLIT)]))
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  # The ranking split holds one row of candidate movie ids per user, not examples of the schema; the ranking
+  # metrics read it (pipeline/metrics/ranking.py) and say what is wrong with it.
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                exclude_splits=[features.RANKING_SPLIT])
   if config.schema_dir:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(config.schema_dir / SCHEMA_FILE))
   else:

@@ -33,23 +33,24 @@ def test_splits_hold_rated_train_and_rated_plus_sampled_eval(prepared):
   config, data = prepared
   train = read(data.examples_dir / "train" / "ratings.tfrecord.gz")
   held_out = read(data.examples_dir / "eval" / "ratings.tfrecord.gz")
-  candidates = read(data.examples_dir / "ranking" / "ratings.tfrecord.gz")
+  candidates = read(data.examples_dir / "ranking" / "candidates.tfrecord.gz")
   assert data.rows == {"train": len(train), "eval": len(held_out), "ranking": len(candidates)}
   assert all(value(e, features.INTERACTION) == [1] and value(e, features.IS_SAMPLED) == [0] for e in train)
   judged = [e for e in held_out if value(e, features.IS_SAMPLED) == [1]]
   rated = [e for e in held_out if value(e, features.IS_SAMPLED) == [0]]
-  assert all(value(e, features.IS_SAMPLED) == [1] for e in candidates)
-  # The Evaluator judges `evaluator_negatives` of each eval user's sampled movies; ranking gets all of them.
-  assert len(judged) == 60 * config.evaluator_negatives
-  assert len(judged) + len(candidates) == 60 * config.eval_negatives and len(rated) + len(train) == 3000
-  sampled = judged + candidates
   assert all(value(e, features.INTERACTION) == [0] and value(e, features.RATING) == [0.0]
-             and value(e, features.LIKED) == [0] for e in sampled)
+             and value(e, features.LIKED) == [0] for e in judged)
   for example in rated + train:
     assert value(example, features.LIKED) == [int(value(example, features.RATING)[0] >= 4.0)]
+  # The Evaluator judges `evaluator_negatives` of each eval user's sampled movies; the ranking split holds the
+  # rest, one example per user with the movies as a list.
+  assert len(judged) == 60 * config.evaluator_negatives and len(candidates) == 60
+  assert all(set(e.features.feature) == {features.USER_ID, features.MOVIE_ID} for e in candidates)
+  sampled = [(value(e, "user_id")[0], value(e, "movie_id")[0]) for e in judged] + [
+      (value(e, "user_id")[0], movie) for e in candidates for movie in value(e, "movie_id")]
+  assert len(sampled) == 60 * config.eval_negatives == len(set(sampled)) and len(rated) + len(train) == 3000
   rated_pairs = {(value(e, "user_id")[0], value(e, "movie_id")[0]) for e in train + rated}
-  assert not any((value(e, "user_id")[0], value(e, "movie_id")[0]) in rated_pairs for e in sampled)
-  assert len({(value(e, "user_id")[0], value(e, "movie_id")[0]) for e in sampled}) == len(sampled)
+  assert not rated_pairs & set(sampled)
 
 
 def test_examples_carry_every_feature_with_multi_valued_genres(prepared):

@@ -4,7 +4,8 @@ Output layout (read by ImportExampleGen as the named splits `train`, `eval` and 
   out_dir/train/ratings.tfrecord.gz   rated pairs of the train split
   out_dir/eval/ratings.tfrecord.gz    held-out rated pairs + the first `evaluator_negatives` of each eval user's
                                       fixed sampled unrated pairs (what the Evaluator judges)
-  out_dir/ranking/ratings.tfrecord.gz the rest of those sampled pairs (ranking candidates only)
+  out_dir/ranking/candidates.tfrecord.gz  one example per eval user: user_id and, as a list in movie_id, the
+                                      rest of that user's sampled movies (ranking candidates only)
   out_dir/movies.csv                  movieId,title,genres of every movie (for titles in clients)
   out_dir/prepared.json               what was written, and the inputs it was written from
 A second call with the same inputs returns the existing output untouched, so the pipeline's cache
@@ -84,12 +85,14 @@ def prepare_examples(data: DataConfig, out_dir: Path) -> PreparedData:
   activity = split.user_activity(train)
   judged = sampled.groupby("user_id", sort=False).cumcount().to_numpy() < data.evaluator_negatives
   parts = {features.TRAIN_SPLIT: [(train, False)],
-           features.EVAL_SPLIT: [(held_out, False), (sampled[judged], True)],
-           features.RANKING_SPLIT: [(sampled[~judged], True)]}
+           features.EVAL_SPLIT: [(held_out, False), (sampled[judged], True)]}
   rows = {}
   for name, split_parts in parts.items():
     (out_dir / name).mkdir(parents=True, exist_ok=True)
     rows[name] = _write_examples(out_dir / name / "ratings.tfrecord.gz", split_parts, activity)
+  (out_dir / features.RANKING_SPLIT).mkdir(parents=True, exist_ok=True)
+  rows[features.RANKING_SPLIT] = _write_candidates(out_dir / features.RANKING_SPLIT / "candidates.tfrecord.gz",
+                                                   sampled[~judged])
   loaded.movies.rename(columns={"movie_id": "movieId"}).to_csv(out_dir / "movies.csv", index=False)
   saved = {"fingerprint": fingerprint, "source": str(source), "rows": rows,
            "users": int(table.user_id.nunique()), "movies": int(len(loaded.movies)),
@@ -152,6 +155,24 @@ def _record_batch(table: pd.DataFrame, is_sampled: bool, activity: pd.Series) ->
       features.USER_ACTIVITY: _one_each(_text(user_activity.astype(str)).cast(pa.large_binary())),
   }
   return pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
+
+
+def _write_candidates(path: Path, sampled: pd.DataFrame) -> int:
+  """Writes one tf.Example per user: `user_id` and, in `movie_id`, the user's other sampled unrated movies in
+  their drawn order (the ranking split: candidates only, so 99 of them cost one row, not 99). Returns users."""
+  from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
+
+  ordered = sampled.sort_values("user_id", kind="stable")
+  users, starts = np.unique(ordered.user_id.to_numpy(), return_index=True)
+  offsets = pa.array(np.append(starts, len(ordered)), pa.int64())
+  movies = pa.LargeListArray.from_arrays(offsets, _text(ordered.movie_id.astype(str)).cast(pa.large_binary()))
+  batch = pa.RecordBatch.from_arrays(
+      [_one_each(_text(pd.Series(users).astype(str)).cast(pa.large_binary())), movies],
+      [features.USER_ID, features.MOVIE_ID])
+  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+    for record in example_coder.RecordBatchToExamples(batch):
+      writer.write(record)
+  return len(users)
 
 
 def _text(values: pd.Series) -> pa.Array:

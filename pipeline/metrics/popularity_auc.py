@@ -15,7 +15,7 @@ def popularity_aucs(train_dir: Path, eval_dir: Path) -> Dict[str, float]:
   """{"interaction": AUC, "liked": AUC} of train rating counts as scores on the eval split."""
   from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
 
-  evaluation = ranking.read_split([eval_dir], [features.MOVIE_ID, features.INTERACTION, features.LIKED])
+  evaluation = ranking.read_split(eval_dir, [features.MOVIE_ID, features.INTERACTION, features.LIKED])
   scores = ranking.popularity_scores(train_dir, evaluation[features.MOVIE_ID])
   rated = evaluation[features.INTERACTION] == 1
   return {features.INTERACTION: float(roc_auc_score(evaluation[features.INTERACTION], scores)),

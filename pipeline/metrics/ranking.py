@@ -7,7 +7,7 @@ the same way. Tied scores count half a place, so a constant scorer is not reward
 """
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,41 +35,65 @@ class RankingMetrics:
   ndcg: float
 
 
-def read_split(split_dirs: Sequence[Path], names: Sequence[str]) -> Dict[str, np.ndarray]:
-  """Reads the scalar features `names` of the GZIP tf.Examples in `split_dirs` into numpy columns.
+def _records(split_dir: Path):
+  """The GZIP TFRecords of one split directory, as a tf.data dataset of serialized examples."""
+  import tensorflow as tf
+
+  files = sorted(str(p) for p in Path(split_dir).glob("*.gz"))
+  if not files:
+    raise FileNotFoundError(f"no *.gz tf.Example files in {split_dir}")
+  return tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65_536)
+
+
+def read_split(split_dir: Path, names: Sequence[str]) -> Dict[str, np.ndarray]:
+  """Reads the scalar features `names` of the GZIP tf.Examples in `split_dir` into numpy columns.
 
   Ids come back as bytes, counts and labels as int64, ratings as float32; one value per example.
   """
   import tensorflow as tf
 
-  files = sorted(str(p) for split_dir in split_dirs for p in Path(split_dir).glob("*.gz"))
-  if not files:
-    raise FileNotFoundError(f"no *.gz tf.Example files in {', '.join(map(str, split_dirs))}")
   spec = {name: tf.io.FixedLenFeature([], tf.as_dtype(COLUMN_DTYPES[name])) for name in names}
-  dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65_536).map(
-      lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE)
   columns: Dict[str, List[np.ndarray]] = {name: [] for name in spec}
-  for batch in dataset:
+  for batch in _records(split_dir).map(lambda records: tf.io.parse_example(records, spec),
+                                       num_parallel_calls=tf.data.AUTOTUNE):
     for name in spec:
       columns[name].append(batch[name].numpy())
-  return {name: np.concatenate(values) if values else np.array([]) for name, values in columns.items()}
+  return {name: np.concatenate(values) if values else np.array([], object) for name, values in columns.items()}
+
+
+def read_candidates(ranking_dir: Path) -> pd.DataFrame:
+  """The ranking split (one example per user: `user_id`, and its candidate movies as the list `movie_id`) as
+  one row per (user_id, movie_id), in the order written."""
+  import tensorflow as tf
+
+  spec = {features.USER_ID: tf.io.FixedLenFeature([], tf.string), features.MOVIE_ID: tf.io.VarLenFeature(tf.string)}
+  users: List[np.ndarray] = []
+  movies: List[np.ndarray] = []
+  for batch in _records(ranking_dir).map(lambda records: tf.io.parse_example(records, spec)):
+    candidates = batch[features.MOVIE_ID]
+    users.append(batch[features.USER_ID].numpy()[candidates.indices[:, 0].numpy()])
+    movies.append(candidates.values.numpy())
+  return pd.DataFrame({features.USER_ID: np.concatenate(users) if users else np.array([], object),
+                       features.MOVIE_ID: np.concatenate(movies) if movies else np.array([], object)})
 
 
 def popularity_scores(train_dir: Path, movies: np.ndarray) -> np.ndarray:
   """Train rating count of each movie id in `movies` (bytes, any shape): the most-popular baseline's score."""
-  known, counts = np.unique(read_split([train_dir], [features.MOVIE_ID])[features.MOVIE_ID], return_counts=True)
+  known, counts = np.unique(read_split(train_dir, [features.MOVIE_ID])[features.MOVIE_ID], return_counts=True)
   flat = movies.reshape(-1)
   index = np.clip(np.searchsorted(known, flat), 0, len(known) - 1)
   found = known[index] == flat
   return np.where(found, counts[index], 0).astype(np.float64).reshape(movies.shape)
 
 
-def ranking_cases(eval_dirs: Sequence[Path]) -> RankingCases:
-  """Builds the protocol's cases from the eval split and the ranking split (all of each user's sampled unrated
-  movies); users without a held-out liked movie are left out."""
-  rows = pd.DataFrame(read_split(eval_dirs, [features.USER_ID, features.MOVIE_ID, features.RATING,
-                                             features.TIMESTAMP, features.IS_SAMPLED]))
-  sampled = rows[rows[features.IS_SAMPLED] == 1]
+def ranking_cases(eval_dir: Path, ranking_dir: Optional[Path] = None) -> RankingCases:
+  """Builds the protocol's cases from the eval split and, when given, the ranking split (together: all of each
+  user's sampled unrated movies, the eval split's first); users without a held-out liked movie are left out."""
+  rows = pd.DataFrame(read_split(eval_dir, [features.USER_ID, features.MOVIE_ID, features.RATING,
+                                            features.TIMESTAMP, features.IS_SAMPLED]))
+  sampled = rows.loc[rows[features.IS_SAMPLED] == 1, [features.USER_ID, features.MOVIE_ID]]
+  if ranking_dir is not None:
+    sampled = pd.concat([sampled, read_candidates(ranking_dir)], ignore_index=True)
   liked = rows[(rows[features.IS_SAMPLED] == 0) & (rows[features.RATING] >= features.LIKED_THRESHOLD)]
   # The latest liked movie per user; among equal timestamps the first one read, as a stable sort keeps it.
   latest = liked.sort_values(features.TIMESTAMP, kind="stable", ascending=False).drop_duplicates(features.USER_ID)
@@ -108,13 +132,14 @@ def model_scores(model_dir: Path, users: np.ndarray, movies: np.ndarray) -> np.n
   return np.concatenate(scores)
 
 
-def evaluate(model_dir: Path, train_dir: Path, eval_dirs: Sequence[Path], k: int = 10) -> Dict[str, object]:
+def evaluate(model_dir: Path, train_dir: Path, eval_dir: Path, ranking_dir: Optional[Path] = None,
+             k: int = 10) -> Dict[str, object]:
   """HR@k / NDCG@k of the SavedModel and of the most-popular list on the same cases.
 
-  `train_dir` holds the raw GZIP tf.Examples of the train split, `eval_dirs` those of the eval and ranking
-  splits (ExampleGen's Split-<name>, or the data layer's <name>/ folders).
+  The directories hold the GZIP tf.Examples of the train, eval and ranking splits (ExampleGen's Split-<name>,
+  or the data layer's <name>/ folders).
   """
-  cases = ranking_cases(eval_dirs)
+  cases = ranking_cases(eval_dir, ranking_dir)
   num_users, num_negatives = cases.negatives.shape
   candidates = np.concatenate([cases.positives[:, None], cases.negatives], axis=1)  # [U, 1 + N]
   scores = model_scores(model_dir, np.repeat(cases.users, 1 + num_negatives), candidates.reshape(-1))

@@ -270,9 +270,9 @@ def ranking_scores(model_uri: str, examples, k: int, model_aucs: Dict[str, float
 
   splits = {split: artifact_utils.get_split_uri([examples], split)
             for split in reader.split_names(examples)}
+  ranking_dir = Path(splits[features.RANKING_SPLIT]) if features.RANKING_SPLIT in splits else None
   result = ranking.evaluate(Path(path_utils.serving_model_path(model_uri)), Path(splits[features.TRAIN_SPLIT]),
-                            [Path(splits[split]) for split in (features.EVAL_SPLIT, features.RANKING_SPLIT)
-                             if split in splits], k)
+                            Path(splits[features.EVAL_SPLIT]), ranking_dir, k)
   popular_aucs = popularity_auc.popularity_aucs(Path(splits[features.TRAIN_SPLIT]),
                                                 Path(splits[features.EVAL_SPLIT]))
   return tuple(RankingScore(ranker, result["k"], result[key]["hit_rate"], result[key]["ndcg"], result["users"], aucs)
