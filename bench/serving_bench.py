@@ -172,6 +172,8 @@ def main() -> None:
       name: {mode: {"median_qps": float(np.median([r["qps"] for r in runs])),
                     "median_p99_ms": float(np.median([r["latency_ms"]["p99"] for r in runs])),
                     "errors": sum(r["errors"] for r in runs),
+                    "median_client_cpu_ms_per_request": float(np.median([r["client_cpu_ms_per_request"]
+                                                                         for r in runs])),
                     "qps_by_round": [round(r["qps"], 1) for r in runs]}
              for mode, runs in by_mode.items()}
       for name, by_mode in rounds.items()}
@@ -196,7 +198,7 @@ def main() -> None:
 
 def summary(result) -> Dict:
   return {"qps": result.qps, "latency_ms": result.latency_ms, "errors": sum(result.errors.values()),
-          "requests": result.requests}
+          "requests": result.requests, "client_cpu_ms_per_request": result.client_cpu_ms_per_request}
 
 
 def machine() -> Dict[str, str]:

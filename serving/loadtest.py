@@ -36,6 +36,7 @@ class LoadTestResult:
   qps: float  # successful responses per second
   latency_ms: Dict[str, float]  # p50, p90, p99, p99.9, mean, max over successful requests
   versions: Dict[str, int]  # model version -> successful responses it served
+  client_cpu_ms_per_request: float  # this process's CPU time (all threads) during the run, per request sent
 
   def table(self) -> str:
     lines = [
@@ -46,6 +47,7 @@ class LoadTestResult:
         + " ".join(f"{v:>8.2f}" for v in self.latency_ms.values()),
         "errors: " + (", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"),
         "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(self.versions.items())),
+        f"client CPU per request: {self.client_cpu_ms_per_request:.3f} ms",
     ]
     return "\n".join(lines)
 
@@ -91,7 +93,9 @@ def run_loadtest(target: str, make_request: RequestFactory, mode: str, concurren
   rng = random.Random(seed)
   requests = [make_request(rng) for _ in range(DISTINCT_REQUESTS)]
   recorder = _Recorder()
+  cpu_started = time.process_time()
   elapsed = asyncio.run(_run(target, requests, recorder, concurrency, rate, duration_s, timeout_s))
+  cpu_ms_per_request = (time.process_time() - cpu_started) * 1e3 / max(recorder.requests, 1)
   latencies_ms = np.array(recorder.latencies) * 1e3
   percentiles = {"p50": 50, "p90": 90, "p99": 99, "p99.9": 99.9}
   latency = {name: float(np.percentile(latencies_ms, q)) if len(latencies_ms) else float("nan")
@@ -100,7 +104,7 @@ def run_loadtest(target: str, make_request: RequestFactory, mode: str, concurren
   latency["max"] = float(latencies_ms.max()) if len(latencies_ms) else float("nan")
   return LoadTestResult(target, mode, "closed" if rate is None else "open", concurrency, rate, elapsed,
                         recorder.requests, len(recorder.latencies), recorder.errors,
-                        len(recorder.latencies) / elapsed, latency, recorder.versions)
+                        len(recorder.latencies) / elapsed, latency, recorder.versions, cpu_ms_per_request)
 
 
 async def _run(target: str, requests: List[predict_pb2.PredictRequest], recorder: _Recorder, concurrency: int,

@@ -42,6 +42,7 @@ class Metrics:
     self.registry = CollectorRegistry()
     self._windows: Dict[Tuple[str, int, str], _VersionWindow] = {}
     self._windows_lock = threading.Lock()
+    self._children: Dict[tuple, tuple] = {}  # record_request's labels -> the labeled series it updates
     self.version_request_count = Counter(
         ":recsys:serving:version_request_count",
         "Requests by model, version, the version label the request named ('' for none) and status code.",
@@ -72,14 +73,25 @@ class Metrics:
                      version: int = 0, version_label: str = "") -> None:
     """Counts one request (status: a grpc.StatusCode name such as 'OK') and observes its latency; with the
     `version` that served it (0: none was found) also per version and `version_label`."""
-    self.request_count.labels(model_name, status).inc()
-    self.request_latency.labels(model_name, api, entrypoint).observe(latency_s * 1e6)
+    key = (model_name, api, entrypoint, status, version, version_label)
+    children = self._children.get(key)
+    if children is None:  # labels() costs tens of microseconds per call: look each series up once
+      children = (self.request_count.labels(model_name, status),
+                  self.request_latency.labels(model_name, api, entrypoint),
+                  version and self.version_request_count.labels(model_name, str(version), version_label, status),
+                  version and self.version_request_latency.labels(model_name, str(version), version_label))
+      self._children[key] = children
+    count, latency, version_count, version_latency = children
+    count.inc()
+    latency.observe(latency_s * 1e6)
     if not version:
       return
-    self.version_request_count.labels(model_name, str(version), version_label, status).inc()
-    self.version_request_latency.labels(model_name, str(version), version_label).observe(latency_s * 1e6)
+    version_count.inc()
+    version_latency.observe(latency_s * 1e6)
     with self._windows_lock:
-      window = self._windows.setdefault((model_name, version, version_label), _VersionWindow())
+      window = self._windows.get((model_name, version, version_label))
+      if window is None:
+        window = self._windows[(model_name, version, version_label)] = _VersionWindow()
       window.requests += 1
       window.errors += status != "OK"
       if len(window.latencies_s) < _WINDOW_SAMPLES:

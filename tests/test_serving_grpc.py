@@ -1,5 +1,6 @@
 """The embedded server against TF Serving's own test models: answers, metadata, versions, reloads, errors."""
 import json
+import re
 import urllib.error
 import urllib.request
 
@@ -8,6 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
+from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.framework import tensor_shape_pb2
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
@@ -16,6 +20,7 @@ from tensorflow_serving.apis import input_pb2
 from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.config import model_server_config_pb2
@@ -157,6 +162,42 @@ def test_bad_requests_get_tf_serving_status_codes(stubs, request_args, code, nam
   np.testing.assert_array_equal(y_of(stubs[0].Predict(predict_request("half_plus_two", x_input(2.0)))), [[3.0]])
 
 
+def x_tensor(dims, **values) -> predict_pb2.PredictRequest:
+  """A half_plus_two request whose tensor `x` declares `dims` and carries `values` (TensorProto fields)."""
+  request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="half_plus_two"))
+  request.inputs["x"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, **values))
+  request.inputs["x"].tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims)
+  return request
+
+
+@pytest.mark.parametrize("request_, names", [
+    # A few bytes that declare 4 * 10^12 floats: refused before any allocation.
+    (x_tensor([2_000_000, 2_000_000], float_val=[1.0]), "input 'x' has shape [2000000, 2000000]"),
+    (x_tensor([4_000_000_000_000, 1], float_val=[1.0]), "--max_request_elements=10000000"),
+    (x_tensor([MAX_BATCH_SIZE + 1, 1], float_val=[1.0]), "Task size 9 is larger than maximum input batch size 8"),
+    (x_tensor([2, 1], tensor_content=b"\0" * 12), "tensor parsing error: x"),
+    (x_tensor([3, 1], float_val=[1.0, 2.0]), "tensor parsing error: x"),
+    (x_tensor([-1, 1], float_val=[1.0]), "tensor parsing error: x"),
+    (predict_pb2.PredictRequest(), "Missing ModelSpec"),
+])
+def test_requests_are_checked_before_tensors_are_built(stubs, request_, names):
+  with pytest.raises(grpc.RpcError) as failed:
+    stubs[0].Predict(request_)
+  assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+  assert names in failed.value.details()
+  # TF Serving's single-value form: one value fills the declared shape.
+  np.testing.assert_array_equal(y_of(stubs[0].Predict(x_tensor([3, 1], float_val=[2.0]))), [[3.0]] * 3)
+
+
+def test_missing_model_spec_is_invalid_for_status_and_metadata(stubs):
+  for call, request in ((stubs[1].GetModelStatus, get_model_status_pb2.GetModelStatusRequest()),
+                        (stubs[0].GetModelMetadata, get_model_metadata_pb2.GetModelMetadataRequest(
+                            metadata_field=["signature_def"]))):
+    with pytest.raises(grpc.RpcError) as failed:
+      call(request)
+    assert (failed.value.code(), failed.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+
+
 def test_classify_on_a_predict_signature_is_invalid(stubs):
   spec = model_pb2.ModelSpec(name="half_plus_two", signature_name="serving_default")
   with pytest.raises(grpc.RpcError) as failed:
@@ -241,6 +282,22 @@ def test_version_policy_labels_and_specific_versions(tmp_path):
       status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
           get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name="two")))
       assert [s.version for s in status.model_version_status] == [124, 123]
+      with pytest.raises(grpc.RpcError):
+        stub.Predict(predict_request("two", {"x": np.zeros([1, 2], np.float32)}, label="canary"))
+    # Per version and label, so that canary and stable can be compared (TF Serving counts per model only).
+    metrics = server.metrics.exposition().decode()
+    for labels in ('status="OK",version="124",version_label="canary"',
+                   'status="INVALID_ARGUMENT",version="124",version_label="canary"',
+                   'status="OK",version="123",version_label="stable"', 'status="OK",version="124",version_label=""'):
+      assert f':recsys:serving:version_request_count_total{{model_name="two",{labels}}} 1.0' in metrics
+    assert ':recsys:serving:version_request_latency_count{model_name="two",version="123",version_label="stable"}' \
+        in metrics
+    summary = server.metrics.version_summary()
+    assert [line.split(", latency")[0] for line in summary] == [
+        "model two version 123: 1 requests, 0 errors", "model two version 123 (label stable): 1 requests, 0 errors",
+        "model two version 124: 1 requests, 0 errors", "model two version 124 (label canary): 2 requests, 1 errors"]
+    assert all(re.search(r"latency p50 \d+\.\d\d ms p99 \d+\.\d\d ms$", line) for line in summary)
+    assert server.metrics.version_summary() == []  # each summary covers the requests since the previous one
 
 
 def test_latest_policy_serves_only_the_newest(tmp_path):
