@@ -1,8 +1,12 @@
-"""The pipeline blesses the same way with Beam multi_processing (2 worker processes) as in_memory.
+"""The pipeline gives the same data, vocabularies, evaluation and blessing wherever Beam runs its work.
 
-What a cluster runner changes is where Beam runs, so this runs the real pipeline twice on the same tiny
-synthetic examples: once in one process, once with Beam's work split over 2 SDK worker processes.
+What a cluster runner changes is where Beam runs, so this runs the real pipeline three times on the same tiny
+synthetic examples: in one process (DirectRunner in_memory), with Beam's work split over 2 SDK worker
+processes (multi_processing), and cluster-shaped: each Beam pipeline submitted as a job to Beam's local job
+service over the portable API, its user code run by SDK workers of an external worker pool
+(pipeline/runners/beam_cluster.py) that share nothing with the launching process.
 """
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -12,15 +16,18 @@ from apache_beam.runners.portability import local_job_service
 
 from components import features
 from tests.support import testdata
+from pipeline.runners import beam, beam_cluster
 from pipeline.runners import local as local_runner
 from pipeline.runs import summary
-from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
+from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, DataConfig, EvalConfig, PipelineConfig
 from pipeline.data.prepare import prepare_examples
 
-BEAM_ARGS = {
-    "in_memory": ("--direct_running_mode=in_memory", "--direct_num_workers=1"),
-    "multi_processing": ("--direct_running_mode=multi_processing", "--direct_num_workers=2"),
-}
+DIRECT_MODES = {"in_memory": BeamConfig(mode="in_memory"),
+                "multi_processing": BeamConfig(mode="multi_processing", workers=2)}
+PORTABLE = "portable"
+MODES = (*DIRECT_MODES, PORTABLE)
+# The Beam-based components: each runs one Beam pipeline, hence one job and at least one SDK worker.
+BEAM_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,17 +35,17 @@ class ModeRun:
   """One run of the pipeline in one Beam mode."""
   config: PipelineConfig
   run_summary: summary.RunSummary
-  sdk_workers: int  # Beam SDK worker processes the run started
+  sdk_workers: int  # Beam SDK worker processes the run started (in this process's runner or the worker pool)
 
 
-def _config(work: Path, mode: str) -> PipelineConfig:
+def _config(work: Path, mode: str, beam_args: Tuple[str, ...]) -> PipelineConfig:
   """Tiny data and model (the end-to-end test's), one pipeline root and serving dir per Beam mode."""
   data = DataConfig(dataset="synthetic", cache_dir=work / "cache", synthetic_users=200, synthetic_movies=100,
                     synthetic_ratings=6000, eval_negatives=30)
   return PipelineConfig(
       pipeline_name=f"beam-{mode.replace('_', '-')}", pipeline_root=work / mode / "root",
       examples_dir=work / "examples", serving_dir=work / mode / "serving", schema_dir=CURATED_SCHEMA_DIR,
-      beam_args=BEAM_ARGS[mode], data=data, model=testdata.TINY_MODEL, train=testdata.TINY_TRAIN,
+      beam_args=beam_args, data=data, model=testdata.TINY_MODEL, train=testdata.TINY_TRAIN,
       # Above chance (0.5) but clear of the AUCs the tiny model reaches (0.62 to 0.67 measured in both modes).
       eval=EvalConfig(min_liked_auc=0.55, min_interaction_auc=0.55, max_auc_regression=0.01))
 
@@ -76,62 +83,145 @@ def _evaluated_example_counts(config: PipelineConfig) -> Dict[Tuple[str, str, bo
   return counts
 
 
+def _run_direct(config: PipelineConfig) -> ModeRun:
+  """Runs `config` with the DirectRunner, counting the SDK worker processes it starts."""
+  workers = []
+  original_init = local_job_service.SubprocessSdkWorker.__init__
+
+  def counting_init(self, *args, **kwargs):
+    workers.append(self)
+    original_init(self, *args, **kwargs)
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(local_job_service.SubprocessSdkWorker, "__init__", counting_init)
+    local_runner.run(config)
+  return ModeRun(config, summary.summarize(config), len(workers))
+
+
+def _run_portable(work: Path) -> ModeRun:
+  """Runs the pipeline through a local job service and an external worker pool, both stopped afterwards."""
+  logs = work / PORTABLE / "cluster-logs"
+  with contextlib.ExitStack() as stack:  # stops both services (by process group id) however the run ends
+    try:
+      cluster = stack.enter_context(beam_cluster.local_cluster(timeout_s=60, log_dir=logs))
+    except beam_cluster.ClusterStartError as error:
+      pytest.skip(f"Beam's local job service or worker pool could not start here: {error}")
+    config = _config(work, PORTABLE, beam.beam_args(cluster.beam_config()))
+    local_runner.run(config)
+  # The pool logs one line per SDK worker process it starts (apache_beam/runners/worker/worker_pool_main.py).
+  started = (logs / "worker_pool.log").read_text().count("Starting worker with command")
+  return ModeRun(config, summary.summarize(config), started)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-  """Runs the pipeline in each Beam mode on the same examples; returns {mode: ModeRun}."""
+def work(tmp_path_factory) -> Path:
+  """The examples every run reads, written once (all modes read the same files)."""
   work = tmp_path_factory.mktemp("beam-modes")
-  results = {}
-  for mode in BEAM_ARGS:
-    config = _config(work, mode)
-    prepare_examples(config.data, config.examples_dir)  # written once, then reused: both runs read the same
-    workers = []
-    original_init = local_job_service.SubprocessSdkWorker.__init__
-
-    def counting_init(self, *args, **kwargs):
-      workers.append(self)
-      original_init(self, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-      patch.setattr(local_job_service.SubprocessSdkWorker, "__init__", counting_init)
-      local_runner.run(config)
-    results[mode] = ModeRun(config, summary.summarize(config), len(workers))
-  return results
+  config = _config(work, "in_memory", ())
+  prepare_examples(config.data, config.examples_dir)
+  return work
 
 
-def test_multi_processing_runs_beam_in_worker_processes(runs):
+@pytest.fixture(scope="module")
+def runs(work):
+  """Runs the pipeline with each DirectRunner mode; returns {mode: ModeRun}."""
+  return {mode: _run_direct(_config(work, mode, beam.beam_args(beam_config)))
+          for mode, beam_config in DIRECT_MODES.items()}
+
+
+@pytest.fixture(scope="module")
+def portable(work) -> ModeRun:
+  """The portable run; skipped (with the reason) only when the job service or the worker pool cannot start."""
+  return _run_portable(work)
+
+
+def _mode_run(request, runs: Dict[str, ModeRun], mode: str) -> ModeRun:
+  return request.getfixturevalue("portable") if mode == PORTABLE else runs[mode]
+
+
+@pytest.fixture(params=MODES)
+def each(request, runs) -> ModeRun:
+  """The run of each mode."""
+  return _mode_run(request, runs, request.param)
+
+
+@pytest.fixture(params=MODES[1:])
+def other(request, runs) -> ModeRun:
+  """Each run but the in_memory one, which the tests compare it with."""
+  return _mode_run(request, runs, request.param)
+
+
+def test_direct_modes_run_beam_where_they_should(runs):
   assert runs["in_memory"].sdk_workers == 0
-  # Every Beam pipeline of the run (ExampleGen, StatisticsGen, Transform, Evaluator...) starts 2 workers.
-  assert runs["multi_processing"].sdk_workers >= 2 * 4
+  # Every Beam pipeline of the run (ExampleGen, StatisticsGen, Transform, Evaluator) starts 2 workers.
+  assert runs["multi_processing"].sdk_workers >= 2 * len(BEAM_COMPONENTS)
 
 
-def test_both_modes_see_the_same_data_and_vocabularies(runs):
-  in_memory, multi = runs["in_memory"], runs["multi_processing"]
-  assert in_memory.run_summary.rows == multi.run_summary.rows
+def test_portable_runs_beam_in_the_external_pool_and_records_every_component(runs, portable):
+  # One job per Beam-based component, whose SDK workers the pool started, not this process.
+  assert portable.sdk_workers >= len(BEAM_COMPONENTS)
+  assert set(portable.run_summary.components) == set(runs["in_memory"].run_summary.components)
+  assert set(BEAM_COMPONENTS) <= set(portable.run_summary.components)
+
+
+def test_every_mode_sees_the_same_data_and_vocabularies(runs, other):
+  in_memory = runs["in_memory"]
+  assert other.run_summary.rows == in_memory.run_summary.rows
   assert in_memory.run_summary.rows[features.TRAIN_SPLIT] > 0
-  assert _vocabularies(in_memory.config) == _vocabularies(multi.config)
+  assert _vocabularies(other.config) == _vocabularies(in_memory.config)
 
 
-def test_both_modes_transform_every_example_the_same_way(runs):
-  in_memory, multi = runs["in_memory"].config, runs["multi_processing"].config
+def test_every_mode_transforms_every_example_the_same_way(runs, other):
+  in_memory = runs["in_memory"].config
   for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT):
     examples = _transformed_examples(in_memory, split)
     assert examples, split
-    assert _transformed_examples(multi, split) == examples, split
+    assert _transformed_examples(other.config, split) == examples, split
 
 
-def test_both_modes_evaluate_the_same_examples(runs):
+def test_every_mode_evaluates_the_same_examples(runs, other):
   counts = _evaluated_example_counts(runs["in_memory"].config)
   assert {head for head, _, _ in counts} == {features.INTERACTION, features.LIKED}
-  assert _evaluated_example_counts(runs["multi_processing"].config) == counts
+  assert _evaluated_example_counts(other.config) == counts
 
 
-def test_both_modes_bless_and_push(runs):
-  # The models differ a little: multi_processing writes the transformed training examples in another order
+def test_every_mode_blesses_and_pushes(each):
+  # The models differ a little: the other modes may write the transformed training examples in another order
   # (same examples, see above), and the tiny model's AUCs move by a few hundredths with the order. The
   # thresholds of _config leave room for that, so this checks the blessing, not the model's luck.
-  for mode, run in runs.items():
-    components = run.run_summary.components
-    assert all(component.state == "COMPLETE" for component in components.values()), (mode, components)
-    assert run.run_summary.blessed is True, (mode, run.run_summary.auc)
-    pushed = run.run_summary.pushed_path
-    assert pushed is not None and Path(pushed).parent == run.config.serving_dir / run.config.model_name
+  components = each.run_summary.components
+  assert all(component.state == "COMPLETE" for component in components.values()), components
+  assert each.run_summary.blessed is True, each.run_summary.auc
+  pushed = each.run_summary.pushed_path
+  assert pushed is not None and Path(pushed).parent == each.config.serving_dir / each.config.model_name
+
+
+def _beam_args_of(*argv: str) -> Tuple[str, ...]:
+  """The beam_args `recsys pipeline run ARGV` builds."""
+  from pipeline import cli
+  from pipeline.cli import pipeline as pipeline_cli
+
+  return pipeline_cli.config_from_args(cli.build_parser().parse_args(["pipeline", "run", *argv])).beam_args
+
+
+def test_portable_flags_become_the_portable_runner_arguments():
+  assert _beam_args_of("--beam-mode", "portable", "--job-endpoint", "jobs:8099", "--worker-pool", "localhost:50000",
+                       "--beam-arg=--parallelism=4") == (
+      "--runner=PortableRunner", "--job_endpoint=jobs:8099", "--environment_type=EXTERNAL",
+      "--environment_config=localhost:50000", "--parallelism=4")
+  # Without a worker pool the job server's default environment runs the user code.
+  assert _beam_args_of("--beam-mode", "portable", "--job-endpoint", "jobs:8099") == (
+      "--runner=PortableRunner", "--job_endpoint=jobs:8099")
+  assert _beam_args_of("--beam-mode", "multi_processing", "--beam-workers", "2") == (
+      "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+
+
+@pytest.mark.parametrize("beam_config, complaint", [
+    (BeamConfig(mode="portable"), "needs a job endpoint"),
+    (BeamConfig(mode="in_memory", job_endpoint="jobs:8099"), "needs beam mode 'portable'"),
+    (BeamConfig(mode="multi_processing", worker_pool="localhost:50000"), "needs beam mode 'portable'"),
+    (BeamConfig(mode="portable", job_endpoint="jobs:8099", workers=4), "parallelism from the job server"),
+])
+def test_beam_flags_that_do_not_fit_the_mode_are_refused(beam_config, complaint):
+  with pytest.raises(ValueError, match=complaint):
+    beam.beam_args(beam_config)
