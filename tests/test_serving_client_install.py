@@ -31,6 +31,23 @@ CLIENT_SCRIPT = textwrap.dedent("""
 """)
 
 
+NO_TENSORFLOW_SCRIPT = textwrap.dedent("""
+    import sys
+    from pipeline import cli
+    for command in (["status"], ["metadata"], ["predict", "--user", "1", "--movies", "2"], ["recommend", "--user", "1"],
+                    ["loadtest", "--duration", "0.1"]):
+      assert cli.main(command + ["--target", "localhost:1", "--timeout", "0.2"]) == 1, command
+    print(sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow.")))
+""")
+
+
+def test_client_commands_import_no_tensorflow():
+  """recsys predict|recommend|status|metadata|loadtest, each against an unreachable server (exit status 1)."""
+  answer = subprocess.run([sys.executable, "-c", NO_TENSORFLOW_SCRIPT], check=True, capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+  assert answer.stdout.strip() == "[]", answer
+
+
 def _index_reachable() -> bool:
   try:
     socket.create_connection((INDEX_HOST, 443), timeout=5).close()
