@@ -1,13 +1,15 @@
 """Exports the NeuMF as a TF Serving SavedModel whose signatures all run the Transform graph first.
 
-The signatures and their input and output names are the contract in `components/signatures.py`; `recommend`
-ranks every movie of the vocabulary (OOV buckets excluded). Warmup requests for TF Serving go to
-`signatures.WARMUP_FILE`.
+The signatures and their input and output names are the contract in `components/signatures.py`. `recommend`
+ranks the movies of the vocabulary (OOV buckets excluded) with `CatalogRanker`: a cheap candidate score over the
+whole catalog, then the exact NeuMF over `recommend_candidates` movies (all of them when the catalog is no
+larger, which is exact). Warmup requests for TF Serving go to `signatures.WARMUP_FILE`.
 """
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Tuple, Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_serving.apis import model_pb2
@@ -29,12 +31,99 @@ def _raw_id_tensor(values: tf.Tensor, spec: Union[tf.io.FixedLenFeature, tf.io.V
   return tf.reshape(values, tf.concat([tf.shape(values), tf.constant(spec.shape, tf.int32)], 0))
 
 
+def _dense_weights(model: keras.Model, name: str) -> Tuple[np.ndarray, np.ndarray]:
+  """(kernel, bias) of the Dense layer `name`."""
+  kernel, bias = model.get_layer(name).get_weights()
+  return kernel, bias
+
+
+class CatalogRanker(tf.Module):
+  """Top K of the known movies for a batch of users by the NeuMF's score, P(interaction) * P(liked) ** blend.
+
+  A candidate score over the whole catalog, one matrix product, picks `candidates` movies: the blend-weighted
+  sum of both heads' logits with their exact GMF part and movie biases but the MLP part of the average known
+  user (a linear stand-in for log P(interaction) + blend * log P(liked)). The exact NeuMF then re-ranks them.
+  With `candidates` >= the catalog it re-ranks the whole catalog, which is exact. Movie-side tables (the movie
+  half of the MLP's first layer among them) are computed here once; user-side lookups read the model's own
+  embedding variables. Shapes: B users, M known movies, C candidates, G GMF dim, H1 first MLP layer.
+  """
+
+  def __init__(self, model: keras.Model, known_users: int, known_movies: int, candidates: int,
+               liked_blend: float):
+    super().__init__()
+    layer_names = {layer.name for layer in model.layers}
+    mlp_names = [f"mlp_{i}" for i in range(len(layer_names)) if f"mlp_{i}" in layer_names]
+    if not mlp_names:
+      raise ValueError("recommend needs a NeuMF with at least one MLP layer (ModelConfig.mlp_layers is empty)")
+    self._candidates = min(candidates, known_movies)
+    self._exact = candidates >= known_movies
+    self._liked_blend = liked_blend
+    self._user_gmf = model.get_layer("user_gmf_embedding").embeddings
+    self._user_mlp = model.get_layer("user_mlp_embedding").embeddings
+    self._user_biases = [model.get_layer(f"{head}_user_bias").embeddings for head in ncf_model.HEADS]
+    user_dim = self._user_mlp.shape[1]
+    first_kernel, first_bias = _dense_weights(model, mlp_names[0])
+    self._first_user_kernel = first_kernel[:user_dim]  # [E, H1]
+    # The movie half of the first MLP layer: movie embedding and projected genres, plus the layer's bias.
+    movie_mlp = model.get_layer("movie_mlp_embedding").get_weights()[0][:known_movies]
+    genres = model.get_layer("movie_genres").get_weights()[0][:known_movies]
+    genre_vectors = genres @ model.get_layer("genre_projection").get_weights()[0]
+    movie_first = np.concatenate([movie_mlp, genre_vectors], 1) @ first_kernel[user_dim:] + first_bias
+    self._movie_first = tf.Variable(movie_first.astype(np.float32), trainable=False, name="movie_first_layer")
+    movie_gmf = model.get_layer("movie_gmf_embedding").get_weights()[0][:known_movies]
+    self._movie_gmf = tf.Variable(movie_gmf, trainable=False, name="movie_gmf")
+    self._mlp_rest = [_dense_weights(model, name) for name in mlp_names[1:]]
+    head_kernels, head_biases = zip(*(_dense_weights(model, f"{head}_dense") for head in ncf_model.HEADS))
+    head_kernel = np.concatenate(head_kernels, 1)  # [G + H_last, heads], heads in ncf_model.HEADS order
+    gmf_dim = movie_gmf.shape[1]
+    self._head_gmf_kernel, self._head_mlp_kernel = head_kernel[:gmf_dim], head_kernel[gmf_dim:]
+    movie_biases = np.concatenate([model.get_layer(f"{head}_movie_bias").get_weights()[0][:known_movies]
+                                   for head in ncf_model.HEADS], 1) + np.concatenate(head_biases)  # [M, heads]
+    self._movie_bias = tf.Variable(movie_biases, trainable=False, name="movie_bias")
+    # Candidate stage: GMF part of the blended logit, sum_k w_k u_k m_k = [m, 1] . [u * w, bias(m)] per movie.
+    head_blend = np.array([1.0, liked_blend], np.float32)
+    self._candidate_gmf_kernel = head_kernel[:gmf_dim] @ head_blend  # [G]
+    average_user = self._user_mlp.numpy()[:known_users].mean(0, keepdims=True) @ self._first_user_kernel
+    average_mlp = self._mlp_logits(tf.constant(average_user), tf.constant(movie_first[None], tf.float32))[0]
+    candidate_bias = (movie_biases + average_mlp.numpy()) @ head_blend
+    self._candidate_table = tf.Variable(np.concatenate([movie_gmf, candidate_bias[:, None]], 1).T,
+                                        trainable=False, name="movie_candidate_table")  # [G + 1, M]
+
+  def top_k(self, users: tf.Tensor, k: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """int64 [B] user indices -> (int32 [B, k] movie indices, float32 [B, k] scores), best first."""
+    user_gmf = tf.gather(self._user_gmf, users)
+    if self._exact:
+      movies = tf.tile(tf.range(self._candidates)[None], [tf.shape(users)[0], 1])
+    else:
+      query = tf.concat([user_gmf * self._candidate_gmf_kernel, tf.ones_like(user_gmf[:, :1])], 1)
+      movies = tf.math.top_k(tf.matmul(query, self._candidate_table), k=self._candidates).indices
+    user_biases = tf.concat([tf.gather(bias, users) for bias in self._user_biases], 1)  # [B, heads]
+    logits = (tf.tensordot(user_gmf[:, None, :] * tf.gather(self._movie_gmf, movies), self._head_gmf_kernel, 1)
+              + self._mlp_logits(tf.matmul(tf.gather(self._user_mlp, users), self._first_user_kernel),
+                                 tf.gather(self._movie_first, movies))
+              + tf.gather(self._movie_bias, movies) + user_biases[:, None, :])
+    interaction, liked = tf.unstack(tf.sigmoid(logits), axis=2)
+    top = tf.math.top_k(interaction * tf.pow(liked, self._liked_blend), k=k)
+    return tf.gather(movies, top.indices, batch_dims=1), top.values
+
+  def _mlp_logits(self, user_first: tf.Tensor, movie_first: tf.Tensor) -> tf.Tensor:
+    """User half [B, H1] and movie half [B, C, H1] of the first MLP layer -> the MLP part of each head's logit
+    [B, C, heads]."""
+    hidden = tf.nn.relu(movie_first + user_first[:, None, :])
+    for kernel, bias in self._mlp_rest:
+      hidden = tf.nn.relu(tf.tensordot(hidden, kernel, 1) + bias)
+    return tf.tensordot(hidden, self._head_mlp_kernel, 1)
+
+
 class NcfServingModule(tf.Module):
   """Holds the Keras model, the Transform layer and the movie vocabulary; its tf.functions are the signatures."""
 
   def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput, recommend_k: int,
-               liked_blend: float):
+               recommend_candidates: int, liked_blend: float):
     super().__init__()
+    if recommend_candidates < recommend_k:
+      raise ValueError(f"TrainConfig.recommend_candidates ({recommend_candidates}) must be at least "
+                       f"TrainConfig.recommend_k ({recommend_k})")
     self.model = model
     self.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
@@ -43,6 +132,8 @@ class NcfServingModule(tf.Module):
     self._movie_vocab = tf.constant(movie_vocab, tf.string)
     self._k = min(recommend_k, len(movie_vocab))
     self._liked_blend = liked_blend
+    self._ranker = CatalogRanker(model, tf_transform_output.vocabulary_size_by_name(features.USER_ID),
+                                 len(movie_vocab), recommend_candidates, liked_blend)
 
   def _heads(self, raw_ids: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     transformed = self.tft_layer(raw_ids)
@@ -73,16 +164,9 @@ class NcfServingModule(tf.Module):
   def recommend(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Raw user ids [B] -> movie_ids (string [B, K]) and scores (float32 [B, K]), best first."""
     transformed = self.tft_layer({features.USER_ID: _raw_id_tensor(user_id, self._id_specs[features.USER_ID])})
-    users = tf.reshape(transformed[features.USER_ID], [-1])
-    num_users = tf.shape(users)[0]
-    num_movies = tf.shape(self._movie_vocab, out_type=tf.int64)[0]
-    # Every known movie for every user: [B * M] pairs, scored in one batch; OOV buckets are never candidates.
-    movies = tf.tile(tf.range(num_movies), [num_users])
-    scores = tf.reshape(self._score(tf.repeat(users, tf.cast(num_movies, tf.int32)), movies)[signatures.SCORE_OUTPUT],
-                        [num_users, -1])
-    top = tf.math.top_k(scores, k=self._k)
-    return {signatures.RECOMMENDED_MOVIE_IDS: tf.gather(self._movie_vocab, top.indices),
-            signatures.RECOMMENDED_SCORES: top.values}
+    movies, scores = self._ranker.top_k(tf.reshape(transformed[features.USER_ID], [-1]), self._k)
+    return {signatures.RECOMMENDED_MOVIE_IDS: tf.gather(self._movie_vocab, movies),
+            signatures.RECOMMENDED_SCORES: scores}
 
 
 def _string_tensor(values: List[bytes]) -> tf.Tensor:
@@ -112,7 +196,8 @@ def write_warmup_requests(export_dir: Path, model_name: str, users: List[bytes],
 def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: Path,
                          config: TrainConfig, model_name: str) -> None:
   """Saves `model` with the serving_default / predict / recommend signatures and warmup requests."""
-  module = NcfServingModule(model, tf_transform_output, config.recommend_k, config.liked_blend)
+  module = NcfServingModule(model, tf_transform_output, config.recommend_k, config.recommend_candidates,
+                            config.liked_blend)
   tf.saved_model.save(module, str(export_dir), signatures={
       signatures.SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
       signatures.PREDICT: module.predict.get_concrete_function(),

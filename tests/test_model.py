@@ -132,6 +132,48 @@ def test_recommend_returns_k_distinct_known_movies_sorted(trained):
   assert scores[0][-1] >= np.max(all_scores[[m not in set(movie_ids[0]) for m in everything]]) - 1e-6
 
 
+def _exhaustive_top_k(trained, users, k):
+  """[len(users), k] movie ids: the `predict` score of every known movie for each user, best first."""
+  movies = trained["output"].vocabulary_by_name(features.MOVIE_ID)
+  scores = trained["loaded"].signatures["predict"](
+      user_id=tf.constant([u for u in users for _ in movies]),
+      movie_id=tf.constant(movies * len(users)))["score"].numpy().reshape(len(users), len(movies))
+  return np.array(movies, dtype=object)[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+
+
+def test_recommend_equals_exhaustive_ranking_when_catalog_fits_candidates(trained):
+  users = trained["output"].vocabulary_by_name(features.USER_ID) + [b"never-seen"]
+  assert testdata.TINY_TRAIN.recommend_candidates >= trained["catalog"].known_movies  # the exact path
+  got = trained["loaded"].signatures["recommend"](user_id=tf.constant(users))["movie_ids"].numpy()
+  np.testing.assert_array_equal(got, _exhaustive_top_k(trained, users, testdata.TINY_TRAIN.recommend_k))
+
+
+def test_recommend_candidate_stage_keeps_the_exhaustive_top_k(trained):
+  output, catalog = trained["output"], trained["catalog"]
+  k = testdata.TINY_TRAIN.recommend_k
+  candidates = 25  # of the 40 movies: the cheap candidate score picks, the exact NeuMF re-ranks
+  assert catalog.known_movies > candidates
+  module = model_export.NcfServingModule(trained["model"], output, k, candidates, testdata.TINY_TRAIN.liked_blend)
+  users = output.vocabulary_by_name(features.USER_ID)
+  result = module.recommend(tf.constant(users + [b"never-seen"]))
+  movie_ids, scores = result["movie_ids"].numpy(), result["scores"].numpy()
+  known = set(output.vocabulary_by_name(features.MOVIE_ID))
+  for row, row_scores in zip(movie_ids, scores):
+    assert len(set(row)) == k and set(row) <= known
+    assert np.all(np.diff(row_scores) <= 0)
+  expected = _exhaustive_top_k(trained, users, k)
+  recall = np.mean([len(set(row) & set(want)) / k for row, want in zip(movie_ids, expected)])
+  assert recall >= 0.95, recall
+  # Re-ranked by the exact NeuMF: the scores are `predict`'s.
+  predicted = trained["loaded"].signatures["predict"](user_id=tf.constant([users[0]] * k),
+                                                      movie_id=tf.constant(movie_ids[0]))
+  np.testing.assert_allclose(predicted["score"].numpy(), scores[0], rtol=1e-5)
+  # Cold start as with the whole catalog ranked: the unseen user's list is the exhaustive one's.
+  assert set(movie_ids[-1]) == set(_exhaustive_top_k(trained, [b"never-seen"], k)[0])
+  with pytest.raises(ValueError, match="recommend_candidates"):
+    model_export.NcfServingModule(trained["model"], output, k, k - 1, testdata.TINY_TRAIN.liked_blend)
+
+
 def test_unseen_user_gets_popular_movies(trained):
   catalog, output, loaded = trained["catalog"], trained["output"], trained["loaded"]
   k = testdata.TINY_TRAIN.recommend_k
