@@ -72,12 +72,16 @@ class BeamConfig:
     job_endpoint: HOST:PORT of the job server; portable mode only.
     worker_pool: HOST:PORT of an external SDK worker pool (EXTERNAL environment); None: the job server's default
       environment. Portable mode only.
+    job_timeout_s: Beam's --job_server_timeout. Beam 2.60 also makes it the deadline of the job's state stream,
+      so it bounds how long one Beam step may run (its default, 60 s, fails any longer step with
+      DEADLINE_EXCEEDED); an unreachable job server is waited for as long. Portable mode only.
     extra_args: passed through after the above (Dataflow, Flink or Spark runner options).
   """
   mode: BeamMode = "in_memory"
   workers: int = 1
   job_endpoint: Optional[str] = None
   worker_pool: Optional[str] = None
+  job_timeout_s: int = 6 * 3600
   extra_args: Tuple[str, ...] = ()
 
 

@@ -207,11 +207,12 @@ def _beam_args_of(*argv: str) -> Tuple[str, ...]:
 def test_portable_flags_become_the_portable_runner_arguments():
   assert _beam_args_of("--beam-mode", "portable", "--job-endpoint", "jobs:8099", "--worker-pool", "localhost:50000",
                        "--beam-arg=--parallelism=4") == (
-      "--runner=PortableRunner", "--job_endpoint=jobs:8099", "--environment_type=EXTERNAL",
+      "--runner=PortableRunner", "--job_endpoint=jobs:8099", "--job_server_timeout=21600",
+      "--environment_type=EXTERNAL",
       "--environment_config=localhost:50000", "--parallelism=4")
   # Without a worker pool the job server's default environment runs the user code.
-  assert _beam_args_of("--beam-mode", "portable", "--job-endpoint", "jobs:8099") == (
-      "--runner=PortableRunner", "--job_endpoint=jobs:8099")
+  assert _beam_args_of("--beam-mode", "portable", "--job-endpoint", "jobs:8099", "--job-timeout", "600") == (
+      "--runner=PortableRunner", "--job_endpoint=jobs:8099", "--job_server_timeout=600")
   assert _beam_args_of("--beam-mode", "multi_processing", "--beam-workers", "2") == (
       "--direct_running_mode=multi_processing", "--direct_num_workers=2")
 

@@ -37,6 +37,8 @@ BEAM_FLAGS = (
                               "--beam-mode portable."),
     Flag("worker_pool", help="HOST:PORT of an external SDK worker pool (--environment_type=EXTERNAL); "
                              "None: the job server's default environment. --beam-mode portable."),
+    Flag("job_timeout_s", "job-timeout", "Seconds one Beam step may run on the job server (Beam's "
+                                         "--job_server_timeout). --beam-mode portable."),
 )
 
 

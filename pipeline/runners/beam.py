@@ -25,7 +25,8 @@ def beam_args(config: BeamConfig) -> Tuple[str, ...]:
   if config.workers != 1:
     raise ValueError(f"beam mode 'portable' takes its parallelism from the job server, not workers="
                      f"{config.workers}; pass the runner's option (e.g. --parallelism for Flink) as an extra arg")
-  args = ["--runner=PortableRunner", f"--job_endpoint={config.job_endpoint}"]
+  args = ["--runner=PortableRunner", f"--job_endpoint={config.job_endpoint}",
+          f"--job_server_timeout={config.job_timeout_s}"]
   if config.worker_pool:
     # Workers already running beside the job server with this project installed: they import components.*
     # by module path, so nothing is staged.
