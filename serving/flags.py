@@ -28,7 +28,8 @@ class ServerOptions:
   request_log_interval_seconds: int = 60  # 0: no per-version request log line
 
 
-EMBEDDED_ONLY = ("max_request_elements", "max_request_bytes", "request_log_interval_seconds")  # flags tensorflow_model_server does not know
+# The embedded server's own flags, which tensorflow_model_server does not know (to_argv leaves them out).
+EMBEDDED_ONLY = ("max_request_elements", "max_request_bytes", "request_log_interval_seconds")
 DEFAULT_TARGET = f"localhost:{ServerOptions.port}"  # where a client finds a server started with the defaults
 
 

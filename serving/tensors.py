@@ -77,11 +77,14 @@ def _check_shape(key: str, proto: tensor_pb2.TensorProto, spec: InputSpec) -> Tu
     raise errors.invalid_argument(
         f"input {key!r} expects {tensor_codec.dtype_name(spec.dtype)} but {tensor_codec.dtype_name(proto.dtype)} "
         "is provided")
+  if proto.dtype not in tensor_codec.BY_NUMBER:
+    raise errors.invalid_argument(f"input {key!r}: {tensor_codec.dtype_name(proto.dtype)} tensors are not supported")
   shape = tensor_codec.declared_shape(proto)
   if shape is None:
+    dims = ", ".join(str(d.size) for d in proto.tensor_shape.dim)
     raise errors.invalid_argument(
-        f"tensor parsing error: {key} (the request must give a fully defined shape, got "
-        f"[{', '.join(str(d.size) for d in proto.tensor_shape.dim)}]{' unknown_rank' * proto.tensor_shape.unknown_rank})")
+        f"tensor parsing error: {key} (the request must give a fully defined shape, got [{dims}]"
+        f"{' unknown_rank' * proto.tensor_shape.unknown_rank})")
   if spec.shape is not None and (len(spec.shape) != len(shape) or any(
       want is not None and want != got for want, got in zip(spec.shape, shape))):
     raise errors.invalid_argument(
