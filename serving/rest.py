@@ -80,10 +80,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   def do_POST(self):  # noqa: N802
     length_header = self.headers.get("Content-Length") or "0"
-    if not length_header.isdigit():
+    if not length_header.isdigit() or "Transfer-Encoding" in self.headers:
       self.close_connection = True  # the body's end is unknown: nothing more can be read on this connection
-      self._send_error(errors.invalid_argument(f"Content-Length must be a number of bytes, got {length_header!r}"),
-                       411)
+      self._send_error(errors.invalid_argument(
+          f"the body needs a Content-Length (a number of bytes), got {length_header!r}"
+          + (f" and Transfer-Encoding {self.headers['Transfer-Encoding']!r}" if "Transfer-Encoding" in self.headers
+             else "")), 411)
       return
     if int(length_header) > self.max_body:
       self.close_connection = True  # the body is not read

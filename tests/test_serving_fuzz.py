@@ -272,8 +272,8 @@ def test_malformed_requests_get_proper_statuses_and_cost_no_memory(server):
 
 
 def test_rest_framing_errors_get_an_answer(server):
-  """Headers a client cannot get right by JSON alone: a Content-Length that is not a number, one beyond the
-  body limit, and an HTTP method the API does not have."""
+  """Headers a client cannot get right by JSON alone: a Content-Length that is not a number, a chunked body (no
+  length), a length beyond the body limit, and an HTTP method the API does not have."""
   def exchange(raw: bytes) -> bytes:
     with socket.create_connection(("localhost", server.rest_port), timeout=TIMEOUT_S) as sock:
       sock.sendall(raw)
@@ -289,6 +289,7 @@ def test_rest_framing_errors_get_an_answer(server):
 
   path = b"/v1/models/half_plus_two:predict"
   assert status(b"POST " + path + b" HTTP/1.1\r\nContent-Length: x\r\n\r\n") == 411
+  assert status(b"POST " + path + b" HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n") == 411
   too_big = exchange(b"POST " + path + b" HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n{")
   assert int(too_big.split(b" ", 2)[1]) == 413 and b"--max_request_bytes" in too_big
   assert status(b"DELETE " + path + b" HTTP/1.1\r\nConnection: close\r\n\r\n") == 405
