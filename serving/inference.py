@@ -19,7 +19,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import regression_pb2
 
 from serving import errors
-from serving import tensors
+from serving import tensor_codec
 from serving.servable import Servable
 from serving.servable import Signature
 
@@ -62,7 +62,7 @@ def finish_predict(servable: Servable, pending: PendingPredict,
   response = predict_pb2.PredictResponse()
   fill_model_spec(response.model_spec, servable, pending.signature.name)
   for key in pending.wanted:
-    response.outputs[key].CopyFrom(tensors.to_proto(outputs[key]))
+    tensor_codec.from_ndarray(outputs[key], response.outputs[key])  # in place: no copy of the tensor
   return response
 
 

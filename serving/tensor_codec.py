@@ -53,9 +53,10 @@ def dtype_name(number: int) -> str:
 
 def declared_shape(proto) -> Optional[Tuple[int, ...]]:
   """The proto's shape, or None when it says unknown_rank or has a negative dimension."""
-  if proto.tensor_shape.unknown_rank or any(d.size < 0 for d in proto.tensor_shape.dim):
+  if proto.tensor_shape.unknown_rank:
     return None
-  return tuple(d.size for d in proto.tensor_shape.dim)
+  shape = tuple([d.size for d in proto.tensor_shape.dim])  # one pass: each dim is a message wrapper
+  return None if shape and min(shape) < 0 else shape
 
 
 def value_count(proto, dtype: DType) -> int:
@@ -84,6 +85,12 @@ def to_ndarray(proto) -> np.ndarray:
   count = value_count(proto, dtype)
   if count != elements and not (count == 1 and elements > 0):
     raise TensorCodecError(f"{count} values do not fill shape {list(shape)} ({elements} elements)")
+  return decode_checked(proto, dtype, shape, count)
+
+
+def decode_checked(proto, dtype: DType, shape: Tuple[int, ...], count: int) -> np.ndarray:
+  """to_ndarray() for a caller that already has the proto's dtype, declared_shape() and value_count() and
+  checked that the values fill the shape."""
   if proto.tensor_content:
     flat = np.frombuffer(proto.tensor_content, dtype=dtype.numpy)
   elif dtype.number == STRING:
@@ -93,7 +100,7 @@ def to_ndarray(proto) -> np.ndarray:
     flat = np.array(proto.half_val, dtype=np.uint16).view(np.float16)
   else:
     flat = np.array(getattr(proto, dtype.values_field), dtype=dtype.numpy)
-  if count == 1 and elements != 1:
+  if count == 1 and math.prod(shape) != 1:
     return np.full(shape, flat[0], dtype=dtype.numpy)
   return flat.reshape(shape)
 

@@ -1,5 +1,5 @@
-"""The checks every request tensor passes before anything is allocated for it, then its decoding; and the
-encoding of outputs. TF Serving's own messages where it has one (`tensor parsing error: x`)."""
+"""The checks every request tensor passes before anything is allocated for it, then its decoding; TF Serving's
+own messages where it has one (`tensor parsing error: x`)."""
 import dataclasses
 import math
 from typing import Dict, Mapping, Optional, Tuple
@@ -43,6 +43,7 @@ def decode_inputs(protos: Mapping[str, tensor_pb2.TensorProto], specs: Mapping[s
       size, values that do not match the declared shape); nothing was allocated.
   """
   elements = string_bytes = 0
+  checked = {}
   for key in sorted(protos):
     proto, spec = protos[key], specs[key]
     shape = _check_shape(key, proto, spec)
@@ -69,7 +70,8 @@ def decode_inputs(protos: Mapping[str, tensor_pb2.TensorProto], specs: Mapping[s
         raise errors.invalid_argument(
             f"input {key!r}: the request's strings would hold {string_bytes} bytes, more than the server's "
             f"limit --max_request_bytes={limits.max_string_bytes}")
-  return {key: tensor_codec.to_ndarray(proto) for key, proto in protos.items()}
+    checked[key] = (dtype, shape, values)
+  return {key: tensor_codec.decode_checked(protos[key], *checked[key]) for key in protos}
 
 
 def _check_shape(key: str, proto: tensor_pb2.TensorProto, spec: InputSpec) -> Tuple[int, ...]:
@@ -91,13 +93,6 @@ def _check_shape(key: str, proto: tensor_pb2.TensorProto, spec: InputSpec) -> Tu
         f"input {key!r} has shape {list(shape)} which is not compatible with the signature's shape "
         f"[{', '.join('?' if d is None else str(d) for d in spec.shape)}]")
   return shape
-
-
-def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-  """Encodes an output array (numbers in tensor_content, as TF Serving answers)."""
-  proto = tensor_pb2.TensorProto()
-  tensor_codec.from_ndarray(array, proto)
-  return proto
 
 
 def to_ndarray(name: str, proto: tensor_pb2.TensorProto) -> np.ndarray:
