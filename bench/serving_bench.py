@@ -92,6 +92,37 @@ def in_process_floor(model_dir: Path, users: List[str], movies: List[str], calls
   return results
 
 
+def server_python_per_predict(model_dir: Path, calls: int) -> Dict[str, float]:
+  """CPU microseconds (best of 3 x `calls`) of the server's own Python work for one Predict 1 user x 1 movie,
+  without gRPC and without running the model: checks and decoding (begin_predict), the response
+  (finish_predict) and the request metrics."""
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=import-outside-toplevel
+  from serving import inference, metrics  # pylint: disable=import-outside-toplevel
+  from serving.servable import Servable  # pylint: disable=import-outside-toplevel
+
+  servable = Servable("ncf", 1, model_dir)
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name, request.model_spec.signature_name = "ncf", "predict"
+  for key, value in (("user_id", b"1"), ("movie_id", b"2")):
+    request.inputs[key].CopyFrom(tf.make_tensor_proto([value]))
+  pending = inference.begin_predict(servable, request)
+  outputs = servable.run(pending.signature, pending.inputs)
+  recorder = metrics.Metrics()
+
+  def best_us(step) -> float:
+    times = []
+    for _ in range(3):
+      started = time.process_time()
+      for _ in range(calls):
+        step()
+      times.append((time.process_time() - started) / calls * 1e6)
+    return min(times)
+
+  return {"begin_predict": best_us(lambda: inference.begin_predict(servable, request)),
+          "finish_predict": best_us(lambda: inference.finish_predict(servable, pending, outputs)),
+          "record_request": best_us(lambda: recorder.record_request("ncf", "predict", "GRPC", "OK", 1e-3, 1))}
+
+
 class ServerProcess:
   """`recsys serve --server embedded` on a free port, in its own process (batching with `batching_file`)."""
 
@@ -143,6 +174,7 @@ def main() -> None:
   result = {"benchmark": "serving", "model": model_source, "machine": machine(),
             "batching_parameters_file": str(BATCHING_FILE.relative_to(REPO))}
   result["in_process"] = in_process_floor(model_dir, users, movies, args.calls)
+  result["server_python_per_predict_cpu_us"] = server_python_per_predict(model_dir, args.calls)
 
   configs = {"batching_on": BATCHING_FILE, "batching_off": None}
   if args.compare_batching_file is not None:
