@@ -8,9 +8,11 @@
   grpc_service.py  gRPC front end: PredictionService and ModelService
   rest.py          REST front end and the Prometheus metrics page
   server.py        ModelServer: the core wired to its front ends
-  batcher.py, tensors.py, errors.py, metrics.py: batching, tensor conversion, status errors, Prometheus
+  batcher.py, tensors.py, errors.py, metrics.py: batching, request checks, status errors, Prometheus
   flags.py, config_files.py, launcher.py: tensorflow_model_server's flags, its config files, `recsys serve`
-  client.py, loadtest.py: a client and a load tester for any model (the recommender's: pipeline/recommender/)
+  client.py, loadtest.py: a client and a load tester for any model (the recommender's: pipeline/recommender/);
+    they import no TensorFlow: tensor_codec.py converts TensorProto <-> numpy, client_protos/ holds the TF
+    Serving protos that generate_client_protos.py generates at build time (`make setup`)
 
 It imports no other layer of the project.
 """
