@@ -58,7 +58,7 @@ class EvalConfig:
   baseline_excludes_candidate: bool = True
 
 
-BeamMode = Literal["in_memory", "multi_threading", "multi_processing", "portable"]
+BeamMode = Literal["auto", "in_memory", "multi_threading", "multi_processing", "portable"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +66,8 @@ class BeamConfig:
   """Where the Beam work of ExampleGen, StatisticsGen, Transform and Evaluator runs (see pipeline/runners/beam.py).
 
   Attributes:
-    mode: a DirectRunner running mode, or "portable": a job submitted to `job_endpoint` (Flink, Spark or Beam's
+    mode: "auto" (the DirectRunner mode that suits the input's size, pipeline/runners/beam.py), a DirectRunner
+      running mode, or "portable": a job submitted to `job_endpoint` (Flink, Spark or Beam's
       local job service) over Beam's portable API.
     workers: DirectRunner worker count (--direct_num_workers); in portable mode the job server decides.
     job_endpoint: HOST:PORT of the job server; portable mode only.
@@ -77,7 +78,7 @@ class BeamConfig:
       DEADLINE_EXCEEDED); an unreachable job server is waited for as long. Portable mode only.
     extra_args: passed through after the above (Dataflow, Flink or Spark runner options).
   """
-  mode: BeamMode = "in_memory"
+  mode: BeamMode = "auto"
   workers: int = 1
   job_endpoint: Optional[str] = None
   worker_pool: Optional[str] = None

@@ -3,6 +3,7 @@ import functools
 import hashlib
 import http.server
 import io
+import logging
 import threading
 import zipfile
 
@@ -31,31 +32,34 @@ def release_server(tmp_path):
       ("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path / "www")))
   threading.Thread(target=server.serve_forever, daemon=True).start()
   release = fetch.Release(f"http://127.0.0.1:{server.server_port}/ml-tiny.zip", len(buffer.getvalue()),
-                          hashlib.sha256(buffer.getvalue()).hexdigest(), "ml-tiny")
+                          hashlib.sha256(buffer.getvalue()).hexdigest(), "ml-tiny", 1)
   yield release, requests
   server.shutdown()
 
 
-def test_download_verifies_unpacks_and_caches(release_server, tmp_path, monkeypatch, capsys):
+def test_download_verifies_unpacks_and_caches(release_server, tmp_path, monkeypatch, caplog):
   release, requests = release_server
   monkeypatch.setitem(fetch.RELEASES, "ml-tiny", release)
-  path = fetch.fetch("ml-tiny", tmp_path / "cache")
+  with caplog.at_level(logging.INFO, logger="pipeline.data.progress"):
+    path = fetch.fetch("ml-tiny", tmp_path / "cache")
   assert (path / "ratings.csv").is_file() and path == tmp_path / "cache" / "ml-tiny"
-  assert "download http://127.0.0.1" in capsys.readouterr().err  # progress is shown
+  assert "download http://127.0.0.1" in caplog.text  # progress is reported (pipeline/console.py shows it)
   assert fetch.fetch("ml-tiny", tmp_path / "cache") == path
   assert len(requests) == 1  # the second call used the cache
 
 
 def test_checksum_mismatch_is_refused(release_server, tmp_path, monkeypatch):
   release, _ = release_server
-  monkeypatch.setitem(fetch.RELEASES, "ml-tiny", fetch.Release(release.url, release.size, "0" * 64, "ml-tiny"))
+  monkeypatch.setitem(fetch.RELEASES, "ml-tiny", fetch.Release(
+      release.url, release.size, "0" * 64, "ml-tiny", release.ratings))
   with pytest.raises(fetch.ChecksumError, match=r"ml-tiny.zip from http://.*expected .* SHA-256 0000"):
     fetch.fetch("ml-tiny", tmp_path / "cache")
   assert not (tmp_path / "cache" / "ml-tiny").exists()
 
 
 def test_no_network_says_how_to_use_data_dir(tmp_path, monkeypatch):
-  monkeypatch.setitem(fetch.RELEASES, "ml-100k", fetch.Release("http://127.0.0.1:9/ml-100k.zip", 1, "0", "ml-100k"))
+  monkeypatch.setitem(fetch.RELEASES, "ml-100k", fetch.Release(
+      "http://127.0.0.1:9/ml-100k.zip", 1, "0", "ml-100k", 100_000))
   with pytest.raises(fetch.DownloadError, match=r"could not download .*pass --data-dir DIR"):
     fetch.fetch("ml-100k", tmp_path)
 

@@ -9,6 +9,7 @@ from pipeline.cli import flags
 from pipeline.cli.flags import Flag
 from components.hparams import ModelConfig, TrainConfig
 from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, EvalConfig, PipelineConfig
+from pipeline.data import size
 from pipeline.runners import beam
 
 
@@ -31,7 +32,8 @@ TRAIN_FLAGS = (
 )
 EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression")
 BEAM_FLAGS = (
-    Flag("mode", "beam-mode", "DirectRunner running mode, or `portable`: submit to --job-endpoint."),
+    Flag("mode", "beam-mode", "`auto`: in_memory below 500,000 ratings, multi_processing with one worker per "
+                              "CPU above; a DirectRunner running mode; or `portable`: submit to --job-endpoint."),
     Flag("workers", "beam-workers", "DirectRunner workers (--direct_num_workers)."),
     Flag("job_endpoint", help="HOST:PORT of a Beam job server (Flink, Spark, `recsys beam local-cluster`); "
                               "--beam-mode portable."),
@@ -67,7 +69,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
       schema_dir=None if args.infer_schema else args.schema_dir,
       # --beam-arg: `run` adds it, `compile` (runners/kubeflow.py) too
       beam_args=beam.beam_args(flags.from_flags(BeamConfig, args, BEAM_FLAGS, "beam_",
-                                                extra_args=tuple(args.beam_arg or ()))),
+                                                extra_args=tuple(args.beam_arg or ())),
+                               ratings=size.expected_ratings(data)),
       data=data,
       model=flags.from_flags(ModelConfig, args, MODEL_FLAGS, "model_"),
       train=flags.from_flags(TrainConfig, args, TRAIN_FLAGS, "train_"),

@@ -16,24 +16,25 @@ GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 
 @dataclasses.dataclass(frozen=True)
 class Release:
-  """A published zip: where it is, how big it is, its SHA-256, and the folder it unpacks to."""
+  """A published zip: where it is, how big it is, its SHA-256, the folder it unpacks to, and its ratings."""
   url: str
   size: int
   sha256: str
   folder: str
+  ratings: int
 
 
 # Sizes and SHA-256 digests as recorded by TensorFlow Datasets' url_checksums/movielens.txt.
 RELEASES: Dict[str, Release] = {
     "ml-100k": Release(f"{GROUPLENS}/ml-100k.zip", 4924029,
-                       "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "ml-100k"),
+                       "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "ml-100k", 100_000),
     "ml-1m": Release(f"{GROUPLENS}/ml-1m.zip", 5917549,
-                     "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", "ml-1m"),
+                     "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", "ml-1m", 1_000_209),
     "ml-latest-small": Release(f"{GROUPLENS}/ml-latest-small.zip", 978202,
                                "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-                               "ml-latest-small"),
+                               "ml-latest-small", 100_836),
     "ml-25m": Release(f"{GROUPLENS}/ml-25m.zip", 261978986,
-                      "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa", "ml-25m"),
+                      "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa", "ml-25m", 25_000_095),
 }
 
 

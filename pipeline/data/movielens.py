@@ -75,6 +75,16 @@ def detect_format(data_dir: Path) -> MovieLensFormat:
       f"{data_dir} holds no MovieLens release: expected one of {expected}; found {present}")
 
 
+def count_ratings(data_dir: Path) -> int:
+  """The number of rating lines in the release at `data_dir` (newlines counted in 1 MiB blocks, no parsing)."""
+  fmt = detect_format(data_dir)
+  lines = 0
+  with open(Path(data_dir) / fmt.ratings_file, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      lines += block.count(b"\n")
+  return lines - int(fmt.has_header)
+
+
 def load(data_dir: Path, bad_rows: BadRows) -> MovieLens:
   """Reads the release in `data_dir`, validating every row under `bad_rows`' policy."""
   fmt = detect_format(data_dir)

@@ -1,18 +1,34 @@
 """The Beam pipeline arguments of a BeamConfig: DirectRunner in this machine, or the portable runner of a job
 server (Flink, Spark, Beam's local job service). The one place that turns a Beam choice into arguments."""
-from typing import Tuple
+import dataclasses
+import os
+from typing import Optional, Tuple
 
 from pipeline.config import BeamConfig
 
 DIRECT_MODES = ("in_memory", "multi_threading", "multi_processing")
+# "auto" runs in_memory below this many ratings and multi_processing with one worker per CPU from it on: on 2
+# cores in_memory won at 100k ratings (230 vs 247 s) and multi_processing(2) at 1M (479 vs 788 s, BENCHMARKS.md).
+MULTI_PROCESSING_FROM_RATINGS = 500_000
 
 
-def beam_args(config: BeamConfig) -> Tuple[str, ...]:
-  """The `beam_pipeline_args` of every Beam-based component for `config`.
+def resolve_auto(config: BeamConfig, ratings: Optional[int]) -> BeamConfig:
+  """`config` with mode "auto" replaced by the DirectRunner mode for `ratings` (None: unknown, in_memory)."""
+  if config.mode != "auto":
+    return config
+  if ratings is not None and ratings >= MULTI_PROCESSING_FROM_RATINGS:
+    return dataclasses.replace(config, mode="multi_processing", workers=max(2, os.cpu_count() or 1))
+  return dataclasses.replace(config, mode="in_memory")
+
+
+def beam_args(config: BeamConfig, ratings: Optional[int] = None) -> Tuple[str, ...]:
+  """The `beam_pipeline_args` of every Beam-based component for `config`; mode "auto" is chosen by `ratings`,
+  the size of the input (resolve_auto).
 
   Raises ValueError when the fields do not fit the mode: portable without a job endpoint, a job endpoint or
   worker pool with a DirectRunner mode, or a worker count with portable (the job server decides parallelism).
   """
+  config = resolve_auto(config, ratings)
   if config.mode in DIRECT_MODES:
     if config.job_endpoint or config.worker_pool:
       raise ValueError(f"beam mode {config.mode!r} runs here; a job endpoint ({config.job_endpoint}) or worker "
