@@ -8,8 +8,9 @@ service over the portable API, its user code run by SDK workers of an external w
 """
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 from apache_beam.runners.portability import local_job_service
@@ -98,14 +99,20 @@ def _run_direct(config: PipelineConfig) -> ModeRun:
   return ModeRun(config, summary.summarize(config), len(workers))
 
 
+def _start_cluster(stack: contextlib.ExitStack, log_dir: Optional[Path] = None) -> beam_cluster.LocalCluster:
+  """A local job service and worker pool that `stack` stops; skips the test (with the reason) if they cannot
+  start here."""
+  try:
+    return stack.enter_context(beam_cluster.local_cluster(timeout_s=60, log_dir=log_dir))
+  except beam_cluster.ClusterStartError as error:
+    pytest.skip(f"Beam's local job service or worker pool could not start here: {error}")
+
+
 def _run_portable(work: Path) -> ModeRun:
   """Runs the pipeline through a local job service and an external worker pool, both stopped afterwards."""
   logs = work / PORTABLE / "cluster-logs"
   with contextlib.ExitStack() as stack:  # stops both services (by process group id) however the run ends
-    try:
-      cluster = stack.enter_context(beam_cluster.local_cluster(timeout_s=60, log_dir=logs))
-    except beam_cluster.ClusterStartError as error:
-      pytest.skip(f"Beam's local job service or worker pool could not start here: {error}")
+    cluster = _start_cluster(stack, logs)
     config = _config(work, PORTABLE, beam.beam_args(cluster.beam_config()))
     local_runner.run(config)
   # The pool logs one line per SDK worker process it starts (apache_beam/runners/worker/worker_pool_main.py).
@@ -226,3 +233,15 @@ def test_portable_flags_become_the_portable_runner_arguments():
 def test_beam_flags_that_do_not_fit_the_mode_are_refused(beam_config, complaint):
   with pytest.raises(ValueError, match=complaint):
     beam.beam_args(beam_config)
+
+
+def test_local_cluster_refuses_a_port_in_use_and_stops_both_services():
+  with contextlib.ExitStack() as stack:
+    cluster = _start_cluster(stack)
+    job_port = int(cluster.job_endpoint.rsplit(":", 1)[1])
+    with pytest.raises(beam_cluster.ClusterStartError, match=f"port {job_port} is already in use"):
+      with beam_cluster.local_cluster(job_port=job_port):
+        pass
+  for pid in (cluster.job_service_pid, cluster.worker_pool_pid):
+    with pytest.raises(ProcessLookupError):
+      os.kill(pid, 0)

@@ -7,8 +7,10 @@ import threading
 def _local_cluster(args: argparse.Namespace) -> int:
   from pipeline.runners import beam, beam_cluster
 
-  # SIGTERM (kill, a supervisor) stops the services like Ctrl-C does: the `with` block below exits.
-  signal.signal(signal.SIGTERM, signal.default_int_handler)
+  # SIGTERM (kill, a supervisor) stops the services like Ctrl-C does: the `with` block below exits. SIGINT too
+  # when started in the background of a script, where the shell has it ignored.
+  for stop_signal in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(stop_signal, signal.default_int_handler)
   with beam_cluster.local_cluster(args.job_port, args.worker_pool_port, args.timeout) as cluster:
     print(f"job service at {cluster.job_endpoint} (pid {cluster.job_service_pid}), "
           f"worker pool at {cluster.worker_pool} (pid {cluster.worker_pool_pid})")

@@ -102,12 +102,17 @@ def local_cluster(job_port: Optional[int] = None, worker_pool_port: Optional[int
     log_dir: where `job_service.log` and `worker_pool.log` are written (None: a temporary directory that is
       removed on exit).
 
-  Raises ClusterStartError when a service exits or does not answer within `timeout_s`.
+  Raises ClusterStartError when a port is in use, or a service exits or does not answer within `timeout_s`.
   """
   import portpicker
 
   job_port = job_port or portpicker.pick_unused_port()
   worker_pool_port = worker_pool_port or portpicker.pick_unused_port()
+  for port in (job_port, worker_pool_port):
+    # Beam's gRPC servers bind with SO_REUSEPORT: on a port in use they would start, answer, and share the
+    # jobs with whatever listens there already.
+    if not portpicker.is_port_free(port):
+      raise ClusterStartError(f"port {port} is already in use (another local cluster?)")
   with contextlib.ExitStack() as stack:
     logs = log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="beam-local-cluster-")))
     logs.mkdir(parents=True, exist_ok=True)
