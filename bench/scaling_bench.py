@@ -17,10 +17,8 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -40,12 +38,8 @@ def _cpu_model() -> str:
 
 def run_one(shape: str, work: Path, extra: Sequence[str]) -> Dict[str, object]:
   """Prepares and runs the pipeline on the synthetic set `shape` (USERSxMOVIESxRATINGS) under `work`."""
-  from components import features
+  from bench import pipeline_bench
   from pipeline.cli import pipeline as pipeline_cli
-  from pipeline.data.prepare import prepare_examples
-  from pipeline.metrics import ranking
-  from pipeline.runners import local as local_runner
-  from pipeline.runs import summary
 
   users, movies, ratings = (int(v) for v in shape.split("x"))
   parser = argparse.ArgumentParser()
@@ -55,22 +49,11 @@ def run_one(shape: str, work: Path, extra: Sequence[str]) -> Dict[str, object]:
       "--synthetic-users", str(users), "--synthetic-movies", str(movies), "--synthetic-ratings", str(ratings),
       "--cache-dir", str(work / "cache"), "--pipeline-root", str(work / "root"),
       "--examples-dir", str(work / "examples"), "--serving-dir", str(work / "serving"), *extra])
-  config = pipeline_cli.config_from_args(args)
-  shutil.rmtree(config.pipeline_root, ignore_errors=True)
-  start = time.monotonic()
-  prepared = prepare_examples(config.data, config.examples_dir)
-  prepare_seconds = time.monotonic() - start
-  local_runner.run(config)
-  pipeline_seconds = time.monotonic() - start - prepare_seconds
-  run = summary.summarize(config)
-  quality = ranking.evaluate(Path(run.model_path), config.examples_dir / features.TRAIN_SPLIT,
-                             config.examples_dir / features.EVAL_SPLIT, config.examples_dir / features.RANKING_SPLIT)
+  result = pipeline_bench.measure(pipeline_cli.config_from_args(args))
+  quality = result.pop("ranking")
   return {
-      "shape": shape, "ratings": ratings, "rows": prepared.rows, "beam_args": list(config.beam_args),
-      "epochs": config.train.epochs, "prepare_seconds": round(prepare_seconds, 1),
-      "pipeline_seconds": round(pipeline_seconds, 1), "wall_seconds": round(prepare_seconds + pipeline_seconds, 1),
-      "component_seconds": {name: round(c.seconds, 1) for name, c in run.components.items()},
-      "auc": {head: auc.value for head, auc in run.auc.items()}, "blessed": run.blessed,
+      "shape": shape, "ratings": ratings, **result,
+      "wall_seconds": round(result["prepare_seconds"] + result["pipeline_seconds"], 1),
       "hr10": quality["model"]["hit_rate"], "ndcg10": quality["model"]["ndcg"],
       "popularity_hr10": quality["most_popular"]["hit_rate"], "popularity_ndcg10": quality["most_popular"]["ndcg"],
   }
