@@ -47,7 +47,10 @@ def _start(name: str, command: List[str], log_dir: Path) -> "subprocess.Popen[by
   # in this process) is inherited the same way.
   env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
   with (log_dir / f"{name}.log").open("wb") as log:
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    # In the log directory, not the launcher's: workers find the project as installed, not from its checkout,
+    # and a path relative to the launcher's directory fails here as it would on a cluster.
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_dir,
+                            start_new_session=True)
 
 
 def _log_tail(log_dir: Path, name: str, lines: int = 20) -> str:
