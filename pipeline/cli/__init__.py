@@ -25,6 +25,8 @@ EXPECTED_ERRORS: Tuple[Tuple[str, str, int, str], ...] = (
     ("pipeline.runs.reader", "RunNotFoundError", USAGE_ERROR, "pass --run latest or one of the runs listed"),
     ("pipeline.runs.summary", "NotBlessedError", RUNTIME_ERROR, ""),
     ("serving.client", "ServerUnreachableError", RUNTIME_ERROR, ""),
+    ("pipeline.runners.beam_cluster", "ClusterStartError", RUNTIME_ERROR,
+     "see the service's log named above, or pick other ports with --job-port / --worker-pool-port"),
     ("serving.config_files", "ConfigFileError", USAGE_ERROR, "fix the file or the flag that names it"),
     ("serving.batcher", "BatchingConfigError", USAGE_ERROR, "fix --batching_parameters_file"),
     ("serving.errors", "ServingError", RUNTIME_ERROR, ""),
