@@ -33,6 +33,7 @@ import tensorflow as tf
 from pipeline.recommender.loadtest import run_loadtest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `tests.support` builds the bench model; run as a script from anywhere
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
 ML100K_USERS, ML100K_MOVIES, ML100K_RATINGS_PER_USER = 943, 1682, 106  # ml-100k: 100,000 ratings
 IN_PROCESS_BATCH = 32  # the callers of the throughput phases

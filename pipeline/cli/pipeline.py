@@ -28,7 +28,7 @@ TRAIN_FLAGS = (
     Flag("negatives_per_positive", "negatives", "Sampled unrated movies per rated pair, redrawn every epoch."),
     "negative_sampler", "interaction_loss_weight", "liked_loss_weight",
     Flag("liked_blend", help="Ranking score = P(interaction) * P(liked) ** blend."),
-    "id_dropout", "recommend_k",
+    "id_dropout", "recommend_k", "recommend_candidates",
 )
 EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression")
 BEAM_FLAGS = (
