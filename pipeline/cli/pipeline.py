@@ -92,16 +92,17 @@ def _run(args: argparse.Namespace) -> int:
           f"({prepared.users:,} users, {prepared.movies:,} movies) in {prepared.examples_dir}")
     local_runner.run(config)
     run_summary = summary.summarize(config)
-  print(run_summary.format())
-  if args.summary_json:
-    args.summary_json.parent.mkdir(parents=True, exist_ok=True)
-    args.summary_json.write_text(json.dumps(run_summary.as_dict(), indent=2) + "\n")
-  if args.report:
-    from pipeline.report import html as report
-    print(f"report: {report.write_report(config.pipeline_root, config.metadata_path, args.report)}")
-  if args.demo and run_summary.pushed_path:
-    from pipeline.recommender.demo import run_demo
-    run_demo(config.serving_dir, config.model_name, prepared.movies_csv, args.demo_user)
+    print(run_summary.format())
+    if args.summary_json:
+      args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+      args.summary_json.write_text(json.dumps(run_summary.as_dict(), indent=2) + "\n")
+    # Still inside the console: what TensorFlow logs while the report and the demo run goes to the log file too.
+    if args.report:
+      from pipeline.report import html as report
+      print(f"report: {report.write_report(config.pipeline_root, config.metadata_path, args.report)}")
+    if args.demo and run_summary.pushed_path:
+      from pipeline.recommender.demo import run_demo
+      run_demo(config.serving_dir, config.model_name, prepared.movies_csv, args.demo_user)
   if args.require_blessed and not run_summary.blessed:
     raise summary.NotBlessedError(
         f"the Evaluator did not bless the model of run {run_summary.run_id} (see the AUCs above); nothing was "
