@@ -6,7 +6,7 @@ from typing import Literal, Optional, Tuple
 from components.hparams import ModelConfig, TrainConfig
 
 DatasetName = Literal["synthetic", "ml-100k", "ml-1m", "ml-latest-small", "ml-25m", "ml-latest"]
-SplitMode = Literal["temporal", "random"]
+SplitMode = Literal["temporal", "global_temporal", "random"]
 BadRowPolicy = Literal["fail", "skip"]
 # The curated schema of the prepared examples, imported with ImportSchemaGen (see schema/schema.pbtxt).
 CURATED_SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
@@ -20,8 +20,11 @@ class DataConfig:
     dataset: a MovieLens release name, or "synthetic" for the seeded generator (the embedded default).
     data_dir: a copy already on disk; when None the release is downloaded into `cache_dir`.
     cache_dir: where downloads and synthetic data are kept.
-    split: "temporal" holds out each user's most recent ratings; "random" a seeded random fraction.
-    eval_fraction: share of each user's ratings (temporal) or of all ratings (random) that go to eval.
+    split: "temporal" holds out each user's most recent ratings; "global_temporal" every rating after one cut time
+      for everyone (no train rating is later than any eval rating; eval users without train ratings stay in eval
+      as cold users, see pipeline/data/split.py); "random" a seeded random fraction.
+    eval_fraction: share of each user's ratings (temporal) or of all ratings (global_temporal, random) that go
+      to eval.
     eval_negatives: sampled unrated movies per eval user, written once so every model sees the same ones: the
       ranking metrics rank each user's held-out liked movie against all of them (the NCF protocol).
     evaluator_negatives: how many of those go to the `eval` split that the Evaluator (TFMA) judges; the rest go

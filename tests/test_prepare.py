@@ -51,6 +51,7 @@ def test_splits_hold_rated_train_and_rated_plus_sampled_eval(prepared):
   assert len(sampled) == 60 * config.eval_negatives == len(set(sampled)) and len(rated) + len(train) == 3000
   rated_pairs = {(value(e, "user_id")[0], value(e, "movie_id")[0]) for e in train + rated}
   assert not rated_pairs & set(sampled)
+  assert data.cold_eval_users == 0 and data.cold_summary == ""  # the per-user split keeps every eval user in train
 
 
 def test_examples_carry_every_feature_with_multi_valued_genres(prepared):
@@ -107,3 +108,24 @@ def test_batched_encoding_equals_the_per_example_one(tmp_path, is_sampled):
       row.user_id, row.movie_id, row.genres, 0.0 if is_sampled else row.rating, 0 if is_sampled else row.timestamp,
       activity.get(row.user_id, features.USER_ACTIVITY_BUCKETS[0][1]), is_sampled) for row in table.itertuples()]
   assert read(path) == expected
+
+
+def test_global_temporal_split_end_to_end(tmp_path):
+  config = DataConfig(cache_dir=tmp_path / "cache", synthetic_users=80, synthetic_movies=200,
+                      synthetic_ratings=4000, eval_negatives=20, split="global_temporal", eval_fraction=0.2)
+  data = prepare.prepare_examples(config, tmp_path / "examples")
+  train = read(data.examples_dir / "train" / "ratings.tfrecord.gz")
+  held_out = read(data.examples_dir / "eval" / "ratings.tfrecord.gz")
+  rated = [e for e in held_out if value(e, features.IS_SAMPLED) == [0]]
+  assert len(train) + len(rated) == 4000
+  assert len(rated) / 4000 == pytest.approx(0.2, abs=0.02)
+  assert max(value(e, features.TIMESTAMP)[0] for e in train) < min(value(e, features.TIMESTAMP)[0] for e in rated)
+  # Users who only rated after the cut stay in eval and are counted; they get sampled negatives like the others.
+  train_users = {value(e, features.USER_ID)[0] for e in train}
+  cold = {value(e, features.USER_ID)[0] for e in rated} - train_users
+  assert cold and data.cold_eval_users == len(cold)
+  assert data.cold_eval_ratings == sum(value(e, features.USER_ID)[0] in cold for e in rated)
+  assert str(len(cold)) in data.cold_summary
+  sampled_users = {value(e, features.USER_ID)[0] for e in held_out if value(e, features.IS_SAMPLED) == [1]}
+  assert cold <= sampled_users
+  assert prepare.prepare_examples(config, data.examples_dir) == data  # read back from the manifest

@@ -36,6 +36,42 @@ def test_temporal_split_keeps_single_rating_users_in_train():
   assert train.user_id.tolist() == [1, 2] and held_out.movie_id.tolist() == [2]
 
 
+def test_global_temporal_split_has_one_cut_for_everyone():
+  rng = np.random.default_rng(1)
+  table = ratings_table()
+  table["timestamp"] = rng.integers(0, 100_000, len(table))
+  late = pd.DataFrame({"user_id": 999, "movie_id": [1, 2], "rating": 4.0, "timestamp": [200_000, 200_001]})
+  table = pd.concat([table, late], ignore_index=True)
+  cut = split.global_cut_time(table.timestamp.to_numpy(), 0.2)
+  train, held_out = split.global_temporal_split(table, 0.2)
+  assert train.timestamp.max() <= cut < held_out.timestamp.min()
+  assert len(held_out) / len(table) == pytest.approx(0.2, abs=0.01)
+  pd.testing.assert_frame_equal(
+      pd.concat([train, held_out]).sort_values(["user_id", "movie_id"]).reset_index(drop=True),
+      table.sort_values(["user_id", "movie_id"]).reset_index(drop=True))
+  # A user who only rated after the cut stays in eval (a cold user), nothing is dropped.
+  assert 999 in set(held_out.user_id) and 999 not in set(train.user_id)
+
+
+def test_global_cut_time_keeps_tied_ratings_together():
+  # Half the ratings share the latest timestamp: cutting before them is the only cut with both sides non-empty.
+  timestamps = np.array([1, 2, 3, 4, 5, 9, 9, 9, 9, 9])
+  assert split.global_cut_time(timestamps, 0.1) == 5
+  with pytest.raises(ValueError, match="two different times"):
+    split.global_cut_time(np.full(5, 7), 0.1)
+
+
+def test_split_ratings_dispatches_on_the_mode():
+  table = ratings_table()
+  for mode, expected in (("temporal", split.temporal_split(table, 0.2)),
+                         ("global_temporal", split.global_temporal_split(table, 0.2)),
+                         ("random", split.random_split(table, 0.2, 3))):
+    for got, want in zip(split.split_ratings(table, mode, 0.2, 3), expected):
+      pd.testing.assert_frame_equal(got, want)
+  with pytest.raises(ValueError, match="global_temporal"):
+    split.split_ratings(table, "by_user", 0.2, 3)
+
+
 def test_random_split_is_seeded():
   table = ratings_table()
   first = split.random_split(table, 0.2, seed=3)[1]

@@ -83,6 +83,8 @@ def _prepare(args: argparse.Namespace) -> int:
   prepared = prepare.prepare_examples(data_config(args), args.out)
   if prepared.skipped_summary:
     print(prepared.skipped_summary)
+  if prepared.cold_summary:
+    print(prepared.cold_summary)
   print(f"{prepared.examples_dir}: {prepared.rows} examples, {prepared.users} users, "
         f"{prepared.movies} movies")
   return 0

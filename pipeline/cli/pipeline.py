@@ -88,6 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     prepared = prepare_examples(config.data, config.examples_dir)
     if prepared.skipped_summary:
       print(prepared.skipped_summary)
+    if prepared.cold_summary:
+      print(prepared.cold_summary)
     print(f"examples: {', '.join(f'{split} {rows:,}' for split, rows in prepared.rows.items())} "
           f"({prepared.users:,} users, {prepared.movies:,} movies) in {prepared.examples_dir}")
     local_runner.run(config)

@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,17 @@ class PreparedData:
   movies: int
   skipped_rows: int = 0
   skipped_summary: str = ""
+  # Eval users with no train rating and their eval ratings (kept in eval; None: prepared before they were counted).
+  cold_eval_users: Optional[int] = None
+  cold_eval_ratings: Optional[int] = None
+
+  @property
+  def cold_summary(self) -> str:
+    """A line on the eval split's cold users, or "" when there are none (or they were not counted)."""
+    if not self.cold_eval_users:
+      return ""
+    return (f"eval: {self.cold_eval_users:,} users without train ratings (cold: their ids are out of vocabulary "
+            f"for the model) with {self.cold_eval_ratings:,} eval ratings, kept in eval")
 
 
 def source_dir(data: DataConfig) -> Path:
@@ -75,10 +86,10 @@ def prepare_examples(data: DataConfig, out_dir: Path) -> PreparedData:
   bad_rows = BadRows(data.on_bad_rows)
   loaded = movielens.load(source, bad_rows)
   table = movielens.ratings_table(loaded)
-  if data.split == "temporal":
-    train, held_out = split.temporal_split(table, data.eval_fraction)
-  else:
-    train, held_out = split.random_split(table, data.eval_fraction, data.seed)
+  train, held_out = split.split_ratings(table, data.split, data.eval_fraction, data.seed)
+  # Eval users without train ratings (global_temporal or random splits) stay in eval: their ids are out of
+  # vocabulary for the model, as a new user's are at serving time; counted so that nothing goes unnoticed.
+  cold = ~held_out.user_id.isin(train.user_id.unique())
   catalog = np.unique(train.movie_id.to_numpy())
   sampled = split.sample_unrated(table, held_out.user_id.unique(), catalog, data.eval_negatives, data.seed)
   sampled = sampled.merge(loaded.movies, on="movie_id", how="left")
@@ -96,7 +107,8 @@ def prepare_examples(data: DataConfig, out_dir: Path) -> PreparedData:
   loaded.movies.rename(columns={"movie_id": "movieId"}).to_csv(out_dir / "movies.csv", index=False)
   saved = {"fingerprint": fingerprint, "source": str(source), "rows": rows,
            "users": int(table.user_id.nunique()), "movies": int(len(loaded.movies)),
-           "skipped_rows": bad_rows.count, "skipped_summary": bad_rows.summary()}
+           "skipped_rows": bad_rows.count, "skipped_summary": bad_rows.summary(),
+           "cold_eval_users": int(held_out.user_id[cold].nunique()), "cold_eval_ratings": int(cold.sum())}
   manifest.write_text(json.dumps(saved, indent=2) + "\n")
   return _from_manifest(out_dir, saved)
 
@@ -104,7 +116,8 @@ def prepare_examples(data: DataConfig, out_dir: Path) -> PreparedData:
 def _from_manifest(out_dir: Path, saved: dict) -> PreparedData:
   return PreparedData(examples_dir=out_dir, movies_csv=out_dir / "movies.csv", rows=saved["rows"],
                       users=saved["users"], movies=saved["movies"], skipped_rows=saved["skipped_rows"],
-                      skipped_summary=saved["skipped_summary"])
+                      skipped_summary=saved["skipped_summary"], cold_eval_users=saved.get("cold_eval_users"),
+                      cold_eval_ratings=saved.get("cold_eval_ratings"))
 
 
 def _fingerprint(data: DataConfig, source: Path) -> str:

@@ -23,12 +23,51 @@ def temporal_split(ratings: pd.DataFrame, eval_fraction: float) -> Tuple[pd.Data
   return order[~is_eval].reset_index(drop=True), order[is_eval].reset_index(drop=True)
 
 
+def global_cut_time(timestamps: np.ndarray, eval_fraction: float) -> int:
+  """The one cut time of the global temporal split: the timestamp t such that the share of `timestamps` later
+  than t is closest to `eval_fraction`, among the times that leave some ratings on each side."""
+  _check_fraction(eval_fraction)
+  times, counts = np.unique(np.asarray(timestamps), return_counts=True)
+  if len(times) < 2:
+    raise ValueError(f"a global temporal split needs ratings at two different times at least, got {len(times)} "
+                     "distinct timestamp(s)")
+  later_share = 1.0 - np.cumsum(counts)[:-1] / counts.sum()  # share later than times[i], for all but the last
+  return int(times[np.argmin(np.abs(later_share - eval_fraction))])
+
+
+def global_temporal_split(ratings: pd.DataFrame, eval_fraction: float) -> Tuple[pd.DataFrame, pd.DataFrame]:
+  """Holds out every rating later than one cut time for everyone (global_cut_time), so no train rating is later
+  than any eval rating. Ratings at the cut time stay in train; the eval share is `eval_fraction` up to the ratings
+  that share one timestamp.
+
+  Unlike the per-user split, an eval user may have no train ratings (a user who arrived after the cut: a cold
+  user, whose id is out of vocabulary for the model), and a user with ratings on both sides may hold out any
+  number of them. The eval negatives are drawn as for every split (sample_unrated): from the train catalog, among
+  the movies the user never rated, before or after the cut.
+  """
+  order = ratings.sort_values(["user_id", "timestamp", "movie_id"], kind="mergesort")
+  is_eval = order.timestamp.to_numpy() > global_cut_time(order.timestamp.to_numpy(), eval_fraction)
+  return order[~is_eval].reset_index(drop=True), order[is_eval].reset_index(drop=True)
+
+
 def random_split(ratings: pd.DataFrame, eval_fraction: float,
                  seed: int) -> Tuple[pd.DataFrame, pd.DataFrame]:
   """Sends a seeded random `eval_fraction` of all ratings to eval."""
   _check_fraction(eval_fraction)
   is_eval = np.random.default_rng(seed).random(len(ratings)) < eval_fraction
   return ratings[~is_eval].reset_index(drop=True), ratings[is_eval].reset_index(drop=True)
+
+
+def split_ratings(ratings: pd.DataFrame, mode: str, eval_fraction: float,
+                  seed: int) -> Tuple[pd.DataFrame, pd.DataFrame]:
+  """(train, eval) of `ratings` by DataConfig.split `mode`: "temporal", "global_temporal" or "random"."""
+  if mode == "temporal":
+    return temporal_split(ratings, eval_fraction)
+  if mode == "global_temporal":
+    return global_temporal_split(ratings, eval_fraction)
+  if mode == "random":
+    return random_split(ratings, eval_fraction, seed)
+  raise ValueError(f"split must be one of temporal, global_temporal, random; got {mode!r}")
 
 
 def sample_unrated(ratings: pd.DataFrame, users: np.ndarray, catalog: np.ndarray, per_user: int,
