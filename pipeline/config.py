@@ -61,6 +61,40 @@ class EvalConfig:
   baseline_excludes_candidate: bool = True
 
 
+ModelServerChoice = Literal["auto", "tfs", "embedded"]
+
+
+@dataclasses.dataclass(frozen=True)
+class InfraValidationConfig:
+  """Infra validation between the Evaluator and the Pusher (pipeline/infra_validation.py): the candidate is
+  served by a model server in a subprocess and must answer like the SavedModel itself before it is pushed.
+
+  Attributes:
+    enabled: False leaves the InfraValidator out of the pipeline; the Pusher then checks the blessing alone.
+    server: `recsys serve --server`: "auto" (tensorflow_model_server when on PATH, else the embedded server),
+      "tfs" or "embedded".
+    num_examples: eval examples each signature's request is built from.
+    load_timeout_s: how long the server may take to start and make the model AVAILABLE (TFX's InfraValidator
+      waits 300 s by default).
+    request_timeout_s: deadline of each request.
+    tolerance: absolute and relative tolerance when float answers are compared with the in-process
+      SavedModel's; every other dtype must be equal.
+  """
+  enabled: bool = True
+  server: ModelServerChoice = "auto"
+  num_examples: int = 8
+  load_timeout_s: float = 300.0
+  request_timeout_s: float = 30.0
+  tolerance: float = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+  """What `recsys report` and the run summary judge: the HR@K / NDCG@K cut-off and the smallest slice judged."""
+  k: int = 10
+  min_slice_examples: float = 30.0  # slices with fewer weighted examples are too small to judge
+
+
 BeamMode = Literal["auto", "in_memory", "multi_threading", "multi_processing", "portable"]
 
 
@@ -104,3 +138,4 @@ class PipelineConfig:
   model: ModelConfig = ModelConfig()
   train: TrainConfig = TrainConfig()
   eval: EvalConfig = EvalConfig()
+  infra_validation: InfraValidationConfig = InfraValidationConfig()

@@ -1,5 +1,6 @@
 """The TFX pipeline: ImportExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator
--> AnomaliesGate -> Transform -> Trainer (two-head NeuMF) -> Evaluator (vs. the latest blessed model) -> Pusher.
+-> AnomaliesGate -> Transform -> Trainer (two-head NeuMF) -> Evaluator (vs. the latest blessed model)
+-> InfraValidator (served in a model server subprocess) -> Pusher.
 """
 import dataclasses
 import json
@@ -11,6 +12,7 @@ from tfx import v1 as tfx
 from pipeline import baseline
 from components import features
 from pipeline.anomalies_gate import AnomaliesGate
+from pipeline.infra_validation import InfraValidator, config_parameter
 from pipeline.config import EvalConfig, PipelineConfig
 
 SCHEMA_FILE = "schema.pbtxt"
@@ -143,13 +145,20 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       schema=schema_gen.outputs["schema"],
       example_splits=[features.EVAL_SPLIT],
       eval_config=eval_config(config.eval))
+  # Serves the candidate in a model server subprocess; the Pusher pushes only what loaded and answered right.
+  infra_validator = None
+  if config.infra_validation.enabled:
+    infra_validator = InfraValidator(model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
+                                     model_blessing=evaluator.outputs["blessing"],
+                                     config=config_parameter(config.infra_validation))
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
+      infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
       push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
           base_directory=str(config.serving_dir / config.model_name))))
   components: List = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
-                      trainer, baseline_resolver, evaluator, pusher]
+                      trainer, baseline_resolver, evaluator, *filter(None, [infra_validator]), pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=str(config.pipeline_root),

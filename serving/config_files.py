@@ -14,6 +14,8 @@ from serving.protos import batching_parameters_pb2
 from serving.protos import monitoring_config_pb2
 
 M = TypeVar("M", bound=proto_message.Message)
+# The shipped BatchingParameters (installed with the package), tuned for the NCF model on a 2-core CPU.
+BATCHING_PARAMETERS_FILE = Path(__file__).resolve().parent / "config" / "batching_parameters.txt"
 
 
 class ConfigFileError(ValueError):

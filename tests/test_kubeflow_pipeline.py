@@ -120,6 +120,15 @@ def test_pusher_is_gated_by_the_evaluator_blessing(spec):
   assert "Evaluator" in pusher.dependent_tasks
 
 
+def test_pusher_is_gated_by_the_infra_validation_of_the_evaluated_model(spec):
+  tasks = _tasks(spec)
+  validator = tasks["InfraValidator"]
+  assert _producer(validator, "model") == ("Trainer", "model")
+  assert _producer(validator, "model_blessing") == ("Evaluator", "blessing")
+  assert _producer(validator, "examples") == ("ImportExampleGen", "examples")
+  assert _producer(tasks["Pusher"], "infra_blessing") == ("InfraValidator", "blessing")
+
+
 def test_training_waits_for_the_anomalies_gate(spec):
   tasks = _tasks(spec)
   assert _producer(tasks["AnomaliesGate"], "anomalies") == ("ExampleValidator", "anomalies")

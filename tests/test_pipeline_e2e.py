@@ -20,9 +20,9 @@ from pipeline.pipeline import metadata_path
 from pipeline.data.prepare import prepare_examples
 
 COMPONENTS = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
-              "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+              "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "InfraValidator", "Pusher"}
 EXPECTED_ARTIFACTS = {"Examples", "ExampleStatistics", "Schema", "ExampleAnomalies", "TransformGraph", "Model",
-                      "ModelEvaluation", "ModelBlessing", "PushedModel"}
+                      "ModelEvaluation", "ModelBlessing", "InfraBlessing", "PushedModel"}
 
 
 def _config(work: Path) -> PipelineConfig:
@@ -78,6 +78,7 @@ def test_first_run_executes_every_component_and_records_artifacts(runs):
 def test_first_run_is_blessed_by_absolute_thresholds_and_pushed(runs):
   first, config = runs["first"], runs["config"]
   assert first.blessed is True
+  assert first.infra_blessed is True, first.infra_validation  # served and answered like the SavedModel
   for head, auc in first.auc.items():
     assert auc.baseline is None  # nothing blessed before: judged by the lower bound alone
     assert auc.value >= auc.threshold, head
@@ -109,6 +110,7 @@ def test_worse_candidate_is_not_blessed_and_not_pushed(runs):
   assert worse.auc[features.INTERACTION].baseline == pytest.approx(first.auc[features.INTERACTION].value)
   assert worse.auc[features.LIKED].value < first.auc[features.LIKED].value - config.eval.max_auc_regression
   assert worse.blessed is False
+  assert worse.infra_blessed is False and "did not bless" in worse.infra_validation  # not served at all
   assert worse.pushed_path is None
   assert sorted(p.name for p in (config.serving_dir / config.model_name).iterdir()) == runs["second_versions"]
 

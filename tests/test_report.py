@@ -467,6 +467,23 @@ def test_summary_lines_name_the_verdict_and_numbers():
           in lines)
 
 
+def test_infra_validation_verdict_and_the_reason_of_a_refusal_are_shown(tmp_path):
+  from pipeline.infra_validation import Verdict
+
+  made_up = made_up_report(with_plots=False)
+  assert "The InfraValidator did not run" in " ".join(_parse(report.render_report(made_up, tmp_path / "r.html")).text)
+  refused = Verdict(False, "signature 'predict' on 8 eval examples: the server answered INVALID_ARGUMENT: <b>no</b>",
+                    "embedded server", 0, 4.2)
+  not_served = dataclasses.replace(made_up, infra_validation=refused)
+  text = " ".join(_parse(report.render_report(not_served, tmp_path / "r.html")).text)
+  assert "NOT INFRA BLESSED" in text and refused.reason in text  # the reason as text, not markup
+  assert f"NOT infra blessed: {refused.reason}" in report.summary_lines(not_served)
+  served = dataclasses.replace(made_up, infra_validation=Verdict(True, "", "embedded server", 5, 9.13))
+  text = " ".join(_parse(report.render_report(served, tmp_path / "r.html")).text)
+  assert "INFRA BLESSED" in text and "NOT INFRA BLESSED" not in text
+  assert "5 queries answered like the SavedModel on the embedded server in 9.1 s" in text
+
+
 def test_calibration_rebin_by_weight_merges_neighbours_into_even_bins():
   histogram = CalibrationHistogram(lower=np.array([0.3, 0.1, 0.2, 0.4, 0.9]), weight=np.array([1.0, 1, 0, 1, 1]),
                                    label_sum=np.array([1.0, 0, 0, 1, 1]),

@@ -8,7 +8,7 @@ from pipeline.cli import data as data_cli
 from pipeline.cli import flags
 from pipeline.cli.flags import Flag
 from components.hparams import ModelConfig, TrainConfig
-from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, EvalConfig, PipelineConfig
+from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, EvalConfig, InfraValidationConfig, PipelineConfig
 from pipeline.data import size
 from pipeline.runners import beam
 
@@ -31,6 +31,24 @@ TRAIN_FLAGS = (
     "id_dropout", "recommend_k", "recommend_candidates",
 )
 EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression")
+INFRA_FLAGS = (
+    Flag("enabled", "no-infra-validation", "Push without serving the candidate in a model server first."),
+    Flag("server", "infra-server", "Model server of the infra validation; auto: tensorflow_model_server when "
+                                   "on PATH, else the embedded server."),
+    Flag("num_examples", "infra-examples", "Eval examples in each signature's infra-validation request."),
+    Flag("load_timeout_s", "infra-load-timeout", "Seconds the server may take to make the model AVAILABLE."),
+    Flag("request_timeout_s", "infra-request-timeout", "Deadline of each infra-validation request, seconds."),
+    Flag("tolerance", "infra-tolerance", "Float answers may differ from the in-process SavedModel's by this "
+                                         "much (absolute and relative)."),
+)
+SPAN_FLAGS = (Flag("span", help="With --span-by: the span ExampleGen reads (None: the latest)."),)
+DRIFT_FLAGS = (
+    Flag("enabled", "no-drift-check", "With --span-by: do not compare each span's statistics with the previous "
+                                      "span's."),
+    Flag("movie_id_linf", help="Drift threshold: L-infinity distance of movie_id's value shares between spans."),
+    Flag("genres_linf", help="Drift threshold: L-infinity distance of the genres' value shares between spans."),
+    Flag("rating_jsd", help="Drift threshold: Jensen-Shannon divergence of the rating histograms between spans."),
+)
 BEAM_FLAGS = (
     Flag("mode", "beam-mode", "`auto`: in_memory below 500,000 ratings, multi_processing with one worker per "
                               "CPU above; a DirectRunner running mode; or `portable`: submit to --job-endpoint."),
@@ -57,6 +75,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   flags.add_flags(parser.add_argument_group("model"), ModelConfig, MODEL_FLAGS, "model_")
   flags.add_flags(parser.add_argument_group("training"), TrainConfig, TRAIN_FLAGS, "train_")
   flags.add_flags(parser.add_argument_group("blessing"), EvalConfig, EVAL_FLAGS, "eval_")
+  flags.add_flags(parser.add_argument_group("infra validation"), InfraValidationConfig, INFRA_FLAGS, "infra_")
   flags.add_flags(parser.add_argument_group("beam"), BeamConfig, BEAM_FLAGS, "beam_")
 
 
@@ -74,7 +93,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
       data=data,
       model=flags.from_flags(ModelConfig, args, MODEL_FLAGS, "model_"),
       train=flags.from_flags(TrainConfig, args, TRAIN_FLAGS, "train_"),
-      eval=flags.from_flags(EvalConfig, args, EVAL_FLAGS, "eval_"))
+      eval=flags.from_flags(EvalConfig, args, EVAL_FLAGS, "eval_"),
+      infra_validation=flags.from_flags(InfraValidationConfig, args, INFRA_FLAGS, "infra_"))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -109,6 +129,10 @@ def _run(args: argparse.Namespace) -> int:
     raise summary.NotBlessedError(
         f"the Evaluator did not bless the model of run {run_summary.run_id} (see the AUCs above); nothing was "
         "pushed")
+  if args.require_blessed and run_summary.infra_blessed is False:
+    raise summary.NotBlessedError(
+        f"the model of run {run_summary.run_id} failed infra validation, so nothing was pushed: "
+        f"{run_summary.infra_validation}")
   return 0
 
 
@@ -132,7 +156,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Also show what the libraries print (TensorFlow, TFX, Beam) live; it always goes to "
                         "<pipeline-root>/logs/.")
   run.add_argument("--require-blessed", action="store_true",
-                   help="Exit with status 1 when the Evaluator does not bless the model (for CI).")
+                   help="Exit with status 1 when the Evaluator does not bless the model or it fails infra "
+                        "validation (for CI).")
   run.set_defaults(handler=_run)
   _add_compile(commands)
 

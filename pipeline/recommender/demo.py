@@ -3,11 +3,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict
 
-import serving
 from pipeline.recommender import client as client_lib
+from serving.config_files import BATCHING_PARAMETERS_FILE
 from serving.flags import ServerOptions
 
-BATCHING_PARAMETERS_FILE = Path(serving.__file__).resolve().parent / "config" / "batching_parameters.txt"
 PREDICTED_MOVIES = 3  # predict() shows the heads for the first few recommended movies
 
 

@@ -2,9 +2,12 @@
 plots.py and laid out by html.py."""
 import dataclasses
 import math
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:  # the verdict's module imports TensorFlow; this one stays plain data
+  from pipeline.infra_validation import Verdict
 
 DEFAULT_K = 10  # HR@K / NDCG@K cut-off
 DEFAULT_MIN_SLICE_EXAMPLES = 30.0  # slices with fewer weighted examples are too small to judge
@@ -185,6 +188,8 @@ class RunReport:
   ranking: Tuple[RankingScore, ...]
   auc_lower_bounds: Dict[str, float]  # head -> AUC lower bound on the overall slice
   min_slice_examples: float  # slices with fewer weighted examples are too small to judge
+  # The InfraValidator's verdict; None when it did not run (turned off, or the run stopped earlier).
+  infra_validation: Optional["Verdict"] = None
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -74,6 +74,8 @@ def summary_lines(report: RunReport) -> List[str]:
   verdict = {None: "not evaluated", True: "blessed", False: "NOT blessed"}[
       None if report.blessing is None else report.blessing.blessed]
   lines = [f"run {report.identity.run_id}: {verdict}, pushed version {report.identity.model_version or '-'}"]
+  if report.infra_validation is not None:
+    lines.append(report.infra_validation.describe())
   for head in report.heads:
     baseline = head.baseline_metrics.get("auc")
     lines.append(f"AUC {head.head}: {_num(head.metrics.get('auc'))} (baseline {_num(baseline)})")
@@ -100,7 +102,7 @@ def render_report(report: RunReport, out: Path) -> Path:
   ]
   sections = {
       "run": _run_section(report),
-      "blessing": _blessing_section(report),
+      "blessing": _blessing_section(report) + _infra_validation_part(report),
       "metrics": _metrics_section(report.heads),
       "slices": _slices_section(report, figures),
       "curves": _figure_section(figures, ["curves"], "", _missing_plot(report, "ConfusionMatrixPlot")),
@@ -162,6 +164,18 @@ def _blessing_section(report: RunReport) -> str:
            _pass(check.passed)) for check in blessing.checks]
   return (f"<p>{verdict}</p><p>{baseline} All conditions are on the overall slice.</p>" +
           _table(["head", "metric", "condition", "candidate", "baseline", "result"], rows))
+
+
+def _infra_validation_part(report: RunReport) -> str:
+  """The InfraValidator's verdict: the model served and answered like the SavedModel, or why it was refused."""
+  infra = report.infra_validation
+  title = "<h3>Infra validation</h3>"
+  if infra is None:
+    return f"{title}<p>The InfraValidator did not run in this pipeline run.</p>"
+  if infra.blessed:
+    return f"{title}<p><span class='verdict pass'>INFRA BLESSED</span></p><p>{_e(infra.describe())}.</p>"
+  return (f"{title}<p><span class='verdict fail'>NOT INFRA BLESSED</span></p><p>The Pusher does not push a "
+          f"model refused here. Why:</p><pre>{_e(infra.reason)}</pre>")
 
 
 def _metrics_section(heads: Sequence[HeadResult]) -> str:

@@ -30,6 +30,7 @@ MAX_ANOMALIES = 20
 def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
                     min_slice_examples: float = DEFAULT_MIN_SLICE_EXAMPLES) -> RunReport:
   """Reads everything the report shows about run `run` of the ML Metadata store at `metadata_path`."""
+  from pipeline.infra_validation import verdict_in_run  # pylint: disable=g-import-not-at-top
   found = reader.read_run(reader.open_store(metadata_path), run)
   evaluation, blessing_artifact = found.latest(EVALUATION), found.latest(BLESSING)
   heads: Tuple[HeadResult, ...] = ()
@@ -51,7 +52,8 @@ def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
       anomalies=read_anomalies(anomalies) if anomalies is not None else (),
       ranking=ranking,
       auc_lower_bounds=bounds,
-      min_slice_examples=min_slice_examples)
+      min_slice_examples=min_slice_examples,
+      infra_validation=verdict_in_run(found))
 
 
 def _identity(found: RunArtifacts) -> RunIdentity:

@@ -23,6 +23,7 @@ ANOMALIES = ("ExampleAnomalies", "anomalies")
 MODEL = ("Model", "model")
 EVALUATION = ("ModelEvaluation", "evaluation")
 BLESSING = ("ModelBlessing", "blessing")
+INFRA_BLESSING = ("InfraBlessing", "blessing")
 PUSHED_MODEL = ("PushedModel", "pushed_model")
 
 

@@ -1,5 +1,6 @@
 """The end-of-run summary, read back from ML Metadata: what ran (or came from the cache) and for how long,
-rows per split, each head's AUC against its threshold and the baseline, blessing and the pushed version.
+rows per split, each head's AUC against its threshold and the baseline, blessing, infra validation and the pushed
+version.
 """
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
@@ -11,7 +12,8 @@ HEAD_AUC = "auc"
 
 
 class NotBlessedError(RuntimeError):
-  """The run's candidate model was not blessed, and the user asked for a blessed one (--require-blessed)."""
+  """The run's candidate model was not blessed or not infra blessed, and the user asked for a blessed one
+  (--require-blessed)."""
 
 
 @dataclasses.dataclass
@@ -44,6 +46,9 @@ class RunSummary:
   wall_seconds: float
   # ranker ("NCF (exported model)", "most popular") -> {"k", "hit_rate", "ndcg"} under the report's protocol
   ranking: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+  # The InfraValidator's verdict (pipeline/infra_validation.py); None when it did not run.
+  infra_blessed: Optional[bool] = None
+  infra_validation: str = ""  # its one-line description: queries and seconds, or why the model was refused
 
   def as_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -60,6 +65,7 @@ class RunSummary:
       k = int(scores["k"])
       lines.append(f"{ranker:<22} HR@{k} {scores['hit_rate']:.3f}  NDCG@{k} {scores['ndcg']:.3f}")
     lines.append("blessed: " + {True: "yes", False: "NO", None: "not evaluated"}[self.blessed])
+    lines.append(f"infra validation: {self.infra_validation or 'not run'}")
     lines.append(f"pushed: {self.pushed_path or 'nothing'}")
     lines.append("wall time per component:")
     for name, run in self.components.items():
@@ -111,6 +117,9 @@ def describe_node(config: PipelineConfig, node: str) -> Tuple[str, str]:
                        if "candidate" in values)
     if found.latest(reader.BLESSING) is not None:
       figure += f"; {_blessing_text(found.latest(reader.BLESSING))}"
+  elif node == "InfraValidator" and found.latest(reader.INFRA_BLESSING) is not None:
+    from pipeline.infra_validation import verdict_in_run
+    figure = verdict_in_run(found).describe()
   elif node == "Pusher" and found.latest(reader.PUSHED_MODEL) is not None:
     pushed = found.latest(reader.PUSHED_MODEL)
     figure = (f"pushed {pushed.get_string_custom_property('pushed_destination')}"
@@ -139,6 +148,8 @@ def summarize(config: PipelineConfig) -> RunSummary:
     from pipeline.report.data import DEFAULT_K
     ranking = {score.ranker: {"k": score.k, "hit_rate": score.hit_rate, "ndcg": score.ndcg}
                for score in report_load.ranking_scores(model.uri, found.latest(reader.EXAMPLES), DEFAULT_K, {})}
+  from pipeline.infra_validation import verdict_in_run
+  infra = verdict_in_run(found)
   pushed_path = None
   if pushed is not None and pushed.get_int_custom_property("pushed"):
     pushed_path = pushed.get_string_custom_property("pushed_destination")
@@ -147,4 +158,6 @@ def summarize(config: PipelineConfig) -> RunSummary:
       rows=reader.split_rows(statistics) if statistics is not None else {}, auc=auc,
       model_path=path_utils.serving_model_path(model.uri) if model is not None else None,
       blessed=bool(blessing.get_int_custom_property("blessed")) if blessing is not None else None,
-      pushed_path=pushed_path, components=components, wall_seconds=found.wall_seconds, ranking=ranking)
+      pushed_path=pushed_path, components=components, wall_seconds=found.wall_seconds, ranking=ranking,
+      infra_blessed=infra.blessed if infra is not None else None,
+      infra_validation=infra.describe() if infra is not None else "")
