@@ -5,6 +5,7 @@ The component's function is called directly on artifacts made here (no pipeline 
 in the DAG.
 """
 import contextlib
+import json
 import shutil
 from pathlib import Path
 from typing import List
@@ -245,3 +246,21 @@ def test_answers_are_compared_with_a_float_tolerance_and_exactly_otherwise():
                    "output 'score' differs by up to 0.1 (tolerance 1e-05)"]
   assert infra_requests.differences(expected, response(score=np.array([0.5], np.float32)), 1e-5) == [
       "outputs ['score'] instead of ['movie_ids', 'score']", "output 'score' is float32 [1] instead of float32 [2]"]
+
+
+@pytest.mark.parametrize("flags, validated", [([], True), (["--no-infra-validation"], False)])
+def test_the_pusher_takes_the_infra_blessing_unless_infra_validation_is_off(flags, validated):
+  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from pipeline.cli.pipeline import config_from_args  # pylint: disable=import-outside-toplevel
+  from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+
+  config = config_from_args(cli.build_parser().parse_args(["pipeline", "run", "--infra-examples", "3", *flags]))
+  assert config.infra_validation == InfraValidationConfig(enabled=validated, num_examples=3)
+  components = {component.id: component for component in create_pipeline(config).components}
+  assert ("InfraValidator" in components) == validated
+  pusher_inputs = components["Pusher"].inputs
+  assert ("infra_blessing" in pusher_inputs) == validated
+  if validated:
+    validator = components["InfraValidator"]
+    assert pusher_inputs["infra_blessing"].producer_component_id == "InfraValidator"
+    assert InfraValidationConfig(**json.loads(validator.exec_properties["config"])) == config.infra_validation
