@@ -15,6 +15,12 @@ class ModelConfig:
   mlp_layers: Tuple[int, ...] = (64, 32, 16)
   l2: float = 1e-6
   dropout: float = 0.0
+  # "shared": both heads read the GMF and MLP towers only; "mf": the `liked` head adds a biased matrix
+  # factorisation of the rating on embeddings of its own, fitted to all five rating levels (squared error) and
+  # untouched by the negatives that `interaction` needs (BENCHMARKS.md).
+  liked_tower: Literal["shared", "mf"] = "shared"
+  liked_embedding_dim: int = 32
+  liked_l2: float = 3e-5  # L2 of the "mf" factorisation (chosen on a validation split, BENCHMARKS.md)
 
 
 @dataclasses.dataclass(frozen=True)

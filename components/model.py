@@ -1,4 +1,8 @@
-"""NeuMF (GMF + MLP towers over shared id embeddings) with two heads, `interaction` and `liked` (Keras 3)."""
+"""NeuMF (GMF + MLP towers over id embeddings) with two heads, `interaction` and `liked` (Keras 3).
+
+The `liked` head reads the same towers (ModelConfig.liked_tower "shared"), and with "mf" adds a biased matrix
+factorisation of the rating on embeddings of its own, trained on the rating itself.
+"""
 import keras
 import numpy as np
 
@@ -8,6 +12,10 @@ from components.hparams import ModelConfig
 INTERACTION_HEAD = features.INTERACTION
 LIKED_HEAD = features.LIKED
 HEADS = (INTERACTION_HEAD, LIKED_HEAD)
+# ModelConfig.liked_tower "mf" only: the tower's predicted rating minus the train mean (a training target, not
+# served) and the layer that maps it to the `liked` logit.
+RATING_OUTPUT = "rating"
+LIKED_CALIBRATION = "liked_calibration"
 
 
 def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, config: ModelConfig) -> keras.Model:
@@ -22,7 +30,8 @@ def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, confi
 
   Returns:
     A model taking {"user_id": int64 [batch], "movie_id": int64 [batch]} and returning
-    {"interaction": float32 [batch], "liked": float32 [batch]} probabilities.
+    {"interaction": float32 [batch], "liked": float32 [batch]} probabilities, and with liked_tower "mf" also
+    "rating": float32 [batch], the predicted rating minus the train mean.
   """
   if movie_genres.shape[0] != num_movies:
     raise ValueError(f"movie_genres has {movie_genres.shape[0]} rows, expected one per movie index ({num_movies})")
@@ -54,13 +63,34 @@ def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, confi
     if config.dropout:
       mlp = keras.layers.Dropout(config.dropout, name=f"mlp_dropout_{index}")(mlp)
   shared = keras.layers.Concatenate(name="neumf")([gmf, mlp])
+  if config.liked_tower not in ("shared", "mf"):
+    raise ValueError(f"ModelConfig.liked_tower is {config.liked_tower!r}; expected 'shared' or 'mf'")
+  liked_mf = config.liked_tower == "mf"
+  bias_regularizers = {INTERACTION_HEAD: None, LIKED_HEAD: None}
+  factors = {}
+  if liked_mf:
+    liked_regularizer = keras.regularizers.L2(config.liked_l2)
+    bias_regularizers[LIKED_HEAD] = liked_regularizer
+    factors[LIKED_HEAD] = [keras.layers.Dot(axes=-1, name=f"{LIKED_HEAD}_mf")([
+        keras.layers.Embedding(rows, config.liked_embedding_dim, name=f"{side}_{LIKED_HEAD}_embedding",
+                               embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                               embeddings_regularizer=liked_regularizer)(ids)
+        for side, rows, ids in (("user", num_users, user), ("movie", num_movies, movie))])]
 
   outputs = {}
   for head in HEADS:
     # Per-head biases: popularity drives `interaction`, a user's rating habits drive `liked`.
-    logit = keras.layers.Add(name=f"{head}_logit")([
-        keras.layers.Dense(1, kernel_regularizer=regularizer, name=f"{head}_dense")(shared),
-        keras.layers.Embedding(num_users, 1, embeddings_initializer="zeros", name=f"{head}_user_bias")(user),
-        keras.layers.Embedding(num_movies, 1, embeddings_initializer="zeros", name=f"{head}_movie_bias")(movie)])
+    biased = factors.get(head, []) + [
+        keras.layers.Embedding(rows, 1, embeddings_initializer="zeros", name=f"{head}_{side}_bias",
+                               embeddings_regularizer=bias_regularizers[head])(ids)
+        for side, rows, ids in (("user", num_users, user), ("movie", num_movies, movie))]
+    towers = keras.layers.Dense(1, kernel_regularizer=regularizer, name=f"{head}_dense")(shared)
+    if head in factors:
+      # The factorisation predicts the centred rating (its own loss); the head adds a learnt multiple of it to
+      # the towers' logit without pulling on the factors.
+      rating = keras.layers.Add(name=f"{RATING_OUTPUT}_centred")(biased)
+      outputs[RATING_OUTPUT] = keras.ops.squeeze(rating, axis=-1)
+      biased = [keras.layers.Dense(1, name=LIKED_CALIBRATION)(keras.ops.stop_gradient(rating))]
+    logit = keras.layers.Add(name=f"{head}_logit")([towers] + biased)
     outputs[head] = keras.ops.squeeze(keras.layers.Activation("sigmoid", name=head)(logit), axis=-1)
   return keras.Model(inputs={features.USER_ID: user, features.MOVIE_ID: movie}, outputs=outputs, name="neumf")

@@ -45,7 +45,9 @@ class CatalogRanker(tf.Module):
   user (a linear stand-in for log P(interaction) + blend * log P(liked)). The exact NeuMF then re-ranks them.
   With `candidates` >= the catalog it re-ranks the whole catalog, which is exact. Movie-side tables (the movie
   half of the MLP's first layer among them) are computed here once; user-side lookups read the model's own
-  embedding variables. Shapes: B users, M known movies, C candidates, G GMF dim, H1 first MLP layer.
+  embedding variables. A `liked` head with factors of its own (ModelConfig.liked_tower "mf") adds u_l . m_l to
+  its logit, in both stages. Shapes: B users, M known movies, C candidates, G GMF dim, L liked factors (0 when
+  shared), H1 first MLP layer.
   """
 
   def __init__(self, model: keras.Model, known_users: int, known_movies: int, candidates: int,
@@ -75,34 +77,52 @@ class CatalogRanker(tf.Module):
     self._mlp_rest = [_dense_weights(model, name) for name in mlp_names[1:]]
     head_kernels, head_biases = zip(*(_dense_weights(model, f"{head}_dense") for head in ncf_model.HEADS))
     head_kernel = np.concatenate(head_kernels, 1)  # [G + H_last, heads], heads in ncf_model.HEADS order
+    liked_mf = ncf_model.LIKED_CALIBRATION in layer_names
+    # The liked head's own factors (L dims; L = 0 without them) and their multiple a * x + c (1, 0 without):
+    # liked logit = towers' part + a * (u_l . m_l + user bias + movie bias) + c. a and c are folded into the
+    # movie-side tables here and into the user side (model variables) at request time.
+    scale, offset = ([w.reshape(()) for w in model.get_layer(ncf_model.LIKED_CALIBRATION).get_weights()]
+                     if liked_mf else (np.float32(1), np.float32(0)))
+    self._head_scale = tf.constant([1.0, scale], tf.float32)  # heads in ncf_model.HEADS order
+    self._user_liked = (model.get_layer(f"user_{ncf_model.LIKED_HEAD}_embedding").embeddings if liked_mf
+                        else tf.zeros([self._user_gmf.shape[0], 0]))
+    movie_liked = scale * (model.get_layer(f"movie_{ncf_model.LIKED_HEAD}_embedding").get_weights()[0][:known_movies]
+                           if liked_mf else np.zeros((known_movies, 0), np.float32))
+    self._movie_liked = tf.Variable(movie_liked, trainable=False, name="movie_liked")
     gmf_dim = movie_gmf.shape[1]
     self._head_gmf_kernel, self._head_mlp_kernel = head_kernel[:gmf_dim], head_kernel[gmf_dim:]
-    movie_biases = np.concatenate([model.get_layer(f"{head}_movie_bias").get_weights()[0][:known_movies]
-                                   for head in ncf_model.HEADS], 1) + np.concatenate(head_biases)  # [M, heads]
+    movie_biases = (np.concatenate([model.get_layer(f"{head}_movie_bias").get_weights()[0][:known_movies]
+                                    for head in ncf_model.HEADS], 1) * np.array([1.0, scale], np.float32)
+                    + np.array([0.0, offset], np.float32) + np.concatenate(head_biases))  # [M, heads]
     self._movie_bias = tf.Variable(movie_biases, trainable=False, name="movie_bias")
-    # Candidate stage: GMF part of the blended logit, sum_k w_k u_k m_k = [m, 1] . [u * w, bias(m)] per movie.
+    # Candidate stage: the factor parts of the blended logit, sum_k w_k u_k m_k + blend * u_l . m_l
+    # = [m, m_l, 1] . [u * w, blend * u_l, bias(m)] per movie.
     head_blend = np.array([1.0, liked_blend], np.float32)
     self._candidate_gmf_kernel = head_kernel[:gmf_dim] @ head_blend  # [G]
     average_user = self._user_mlp.numpy()[:known_users].mean(0, keepdims=True) @ self._first_user_kernel
     average_mlp = self._mlp_logits(tf.constant(average_user), tf.constant(movie_first[None], tf.float32))[0]
     candidate_bias = (movie_biases + average_mlp.numpy()) @ head_blend
-    self._candidate_table = tf.Variable(np.concatenate([movie_gmf, candidate_bias[:, None]], 1).T,
-                                        trainable=False, name="movie_candidate_table")  # [G + 1, M]
+    self._candidate_table = tf.Variable(np.concatenate([movie_gmf, movie_liked, candidate_bias[:, None]], 1).T,
+                                        trainable=False, name="movie_candidate_table")  # [G + L + 1, M]
 
   def top_k(self, users: tf.Tensor, k: int) -> Tuple[tf.Tensor, tf.Tensor]:
     """int64 [B] user indices -> (int32 [B, k] movie indices, float32 [B, k] scores), best first."""
     user_gmf = tf.gather(self._user_gmf, users)
+    user_liked = tf.gather(self._user_liked, users)
     if self._exact:
       movies = tf.tile(tf.range(self._candidates)[None], [tf.shape(users)[0], 1])
     else:
-      query = tf.concat([user_gmf * self._candidate_gmf_kernel, tf.ones_like(user_gmf[:, :1])], 1)
+      query = tf.concat([user_gmf * self._candidate_gmf_kernel, self._liked_blend * user_liked,
+                         tf.ones_like(user_gmf[:, :1])], 1)  # user_liked's scale is in the table
       movies = tf.math.top_k(tf.matmul(query, self._candidate_table), k=self._candidates).indices
-    user_biases = tf.concat([tf.gather(bias, users) for bias in self._user_biases], 1)  # [B, heads]
+    user_biases = tf.concat([tf.gather(bias, users) for bias in self._user_biases], 1) * self._head_scale
     logits = (tf.tensordot(user_gmf[:, None, :] * tf.gather(self._movie_gmf, movies), self._head_gmf_kernel, 1)
               + self._mlp_logits(tf.matmul(tf.gather(self._user_mlp, users), self._first_user_kernel),
                                  tf.gather(self._movie_first, movies))
               + tf.gather(self._movie_bias, movies) + user_biases[:, None, :])
-    interaction, liked = tf.unstack(tf.sigmoid(logits), axis=2)
+    interaction, liked = tf.unstack(logits, axis=2)  # [B, C] each
+    liked += tf.reduce_sum(user_liked[:, None, :] * tf.gather(self._movie_liked, movies), axis=2)
+    interaction, liked = tf.sigmoid(interaction), tf.sigmoid(liked)
     top = tf.math.top_k(interaction * tf.pow(liked, self._liked_blend), k=k)
     return tf.gather(movies, top.indices, batch_dims=1), top.values
 

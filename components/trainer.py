@@ -43,6 +43,7 @@ class Catalog:
     known_users / known_movies: vocabulary size; indices >= these are OOV buckets.
     movie_counts: int64 [num_movies] train ratings per movie index.
     movie_genres: float32 [num_movies, num_genre_buckets] genre multi-hot per movie, rows sum to 1 (or 0).
+    mean_rating: mean rating of the train split.
   """
   num_users: int
   known_users: int
@@ -50,6 +51,7 @@ class Catalog:
   known_movies: int
   movie_counts: np.ndarray
   movie_genres: np.ndarray
+  mean_rating: float
 
 
 def configs_from_custom_config(custom_config: Mapping[str, Any]) -> Tuple[ModelConfig, TrainConfig]:
@@ -68,9 +70,11 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
   genres = np.zeros((num_movies, num_genres), np.float32)
   options = tfxio.TensorFlowDatasetOptions(batch_size=8192, num_epochs=1, shuffle=False)
   dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
+  rating_sum = 0.0
   for batch in dataset:
     movies = batch[features.MOVIE_ID].numpy().reshape(-1)
     np.add.at(counts, movies, 1)
+    rating_sum += float(batch[features.RATING].numpy().sum())
     genre_ids = batch[features.GENRES]
     genres[movies[genre_ids.indices[:, 0].numpy()], genre_ids.values.numpy()] = 1.0
   row_sums = genres.sum(axis=1, keepdims=True)
@@ -80,7 +84,8 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
       num_movies=num_movies,
       known_movies=tf_transform_output.vocabulary_size_by_name(features.MOVIE_ID),
       movie_counts=counts,
-      movie_genres=np.divide(genres, row_sums, out=np.zeros_like(genres), where=row_sums > 0))
+      movie_genres=np.divide(genres, row_sums, out=np.zeros_like(genres), where=row_sums > 0),
+      mean_rating=rating_sum / max(int(counts.sum()), 1))
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -112,12 +117,14 @@ def _id_dropout(ids: tf.Tensor, known: int, total: int, rate: float, generator: 
 
 def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
                           dataset_factory: DatasetFactory, catalog: Catalog, config: TrainConfig,
-                          seed: int) -> tf.data.Dataset:
+                          seed: int, rating_target: bool = False) -> tf.data.Dataset:
   """Returns one epoch of (features, labels, sample weights) batches; iterating it again draws new negatives.
 
   Each yielded batch holds B rated pairs and B * negatives_per_positive sampled pairs:
     features: {"user_id", "movie_id"}: int64 [n]; labels: {"interaction", "liked"}: float32 [n];
     sample weights: {"interaction": 1, "liked": 1 on rated pairs, 0 on sampled pairs}: float32 [n].
+  With `rating_target` (ModelConfig.liked_tower "mf") also the label "rating", the rating minus the train mean,
+  weighted like "liked".
   """
   ratio = config.negatives_per_positive
   positives_per_batch = max(1, config.batch_size // (1 + ratio))
@@ -141,6 +148,10 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
               ncf_model.LIKED_HEAD: tf.concat([liked, negative], 0)}
     weights = {ncf_model.INTERACTION_HEAD: tf.ones_like(labels[ncf_model.INTERACTION_HEAD]),
                ncf_model.LIKED_HEAD: tf.concat([positive, negative], 0)}
+    if rating_target:
+      centred = tf.reshape(batch[features.RATING], [-1]) - catalog.mean_rating
+      labels[ncf_model.RATING_OUTPUT] = tf.concat([centred, negative], 0)
+      weights[ncf_model.RATING_OUTPUT] = weights[ncf_model.LIKED_HEAD]
     if config.shuffle_labels:
       # Only for tests that need a deliberately worse candidate: labels no longer belong to their pairs.
       order = tf.argsort(generator.uniform(tf.shape(users)))
@@ -174,13 +185,16 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
   keras.utils.set_random_seed(train_config.seed)
   catalog = scan_catalog(train_files, tf_transform_output, dataset_factory)
   model = ncf_model.build_model(catalog.num_users, catalog.num_movies, catalog.movie_genres, model_config)
-  model.compile(
-      optimizer=keras.optimizers.Adam(train_config.learning_rate),
-      loss={head: keras.losses.BinaryCrossentropy() for head in ncf_model.HEADS},
-      loss_weights={ncf_model.INTERACTION_HEAD: train_config.interaction_loss_weight,
-                    ncf_model.LIKED_HEAD: train_config.liked_loss_weight})
+  losses = {head: keras.losses.BinaryCrossentropy() for head in ncf_model.HEADS}
+  loss_weights = {ncf_model.INTERACTION_HEAD: train_config.interaction_loss_weight,
+                  ncf_model.LIKED_HEAD: train_config.liked_loss_weight}
+  rating_target = model_config.liked_tower == "mf"
+  if rating_target:
+    losses[ncf_model.RATING_OUTPUT] = keras.losses.MeanSquaredError()
+    loss_weights[ncf_model.RATING_OUTPUT] = train_config.liked_loss_weight
+  model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate), loss=losses, loss_weights=loss_weights)
   dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
-                                  seed=train_config.seed)
+                                  seed=train_config.seed, rating_target=rating_target)
   epochs = epochs_for(int(dataset.cardinality()), train_config)
   model.fit(dataset, epochs=epochs, verbose=0, callbacks=[EpochLog(epochs, int(dataset.cardinality()))])
   return model, catalog

@@ -36,13 +36,14 @@ def preprocessing_fn(inputs: Mapping[str, Any],
 
   Args:
     inputs: raw features parsed with the schema: `user_id`, `movie_id` ([batch] or [batch, 1] strings),
-      `genres` (sparse or ragged [batch, None] strings), int labels `liked`, `interaction`, `is_sampled`.
+      `genres` (sparse or ragged [batch, None] strings), int labels `liked`, `interaction`, `is_sampled`,
+      float `rating`.
     custom_config: {"vocab_oov_buckets": int}, from the pipeline's TrainConfig.
 
   Returns:
     `user_id`, `movie_id`: int64 [batch] vocabulary indices (OOV ids >= vocabulary size);
     `genres`: int64 sparse [batch, None] genre indices (every genre of the movie, not only the first);
-    `liked`, `interaction`, `is_sampled`: int64 [batch], unchanged.
+    `liked`, `interaction`, `is_sampled`: int64 [batch], unchanged; `rating`: float32 [batch], unchanged.
   """
   num_oov = oov_buckets(custom_config)
   outputs = {}
@@ -57,4 +58,5 @@ def preprocessing_fn(inputs: Mapping[str, Any],
       genres, num_oov_buckets=num_oov, vocab_filename=features.GENRES)
   for name in PASSTHROUGH_INT_FEATURES:
     outputs[name] = _to_dense_1d(inputs[name], default_value=tf.constant(0, tf.int64))
+  outputs[features.RATING] = _to_dense_1d(inputs[features.RATING], default_value=tf.constant(0.0, tf.float32))
   return outputs

@@ -1,4 +1,5 @@
-"""NeuMF build, the Trainer's input pipeline and the exported signatures, on made-up data (about 30 s)."""
+"""NeuMF build, the Trainer's input pipeline and the exported signatures, on made-up data (about 60 s)."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -19,18 +20,21 @@ from tests.support import testdata
 from tests.support.tiny_model import export_tiny_ncf_model
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  """Tiny data -> Transform -> trained NeuMF -> SavedModel; returns the pieces the tests look at."""
+@pytest.fixture(scope="module", params=["shared", "mf"])
+def trained(request, tmp_path_factory):
+  """Tiny data -> Transform -> trained NeuMF (each `liked` tower) -> SavedModel; returns the pieces the tests
+  look at."""
   work = tmp_path_factory.mktemp("ncf")
   testdata.write_examples(testdata.make_examples(), work / "raw")
   transform_dir, train_files = testdata.run_transform(work / "raw", work / "transform")
   tf_transform_output = tft.TFTransformOutput(str(transform_dir))
+  model_config = dataclasses.replace(testdata.TINY_MODEL, liked_tower=request.param)
   model, catalog = trainer.train_model([train_files], tf_transform_output, testdata.tfrecord_dataset_factory,
-                                       testdata.TINY_MODEL, testdata.TINY_TRAIN)
+                                       model_config, testdata.TINY_TRAIN)
   export_dir = work / "export"
   model_export.export_serving_model(model, tf_transform_output, export_dir, testdata.TINY_TRAIN, "ncf")
-  return {"model": model, "catalog": catalog, "output": tf_transform_output, "train_files": [train_files],
+  return {"liked_tower": request.param, "model": model, "catalog": catalog, "output": tf_transform_output,
+          "train_files": [train_files],
           "export_dir": export_dir, "loaded": tf.saved_model.load(str(export_dir))}
 
 
@@ -43,7 +47,8 @@ def test_model_is_sized_from_transform_vocabularies(trained):
   assert model.get_layer("movie_mlp_embedding").input_dim == movies
   heads = model({features.USER_ID: tf.constant([0, 1, users - 1], tf.int64),
                  features.MOVIE_ID: tf.constant([0, 1, movies - 1], tf.int64)})
-  assert set(heads) == set(ncf_model.HEADS)
+  # The "mf" liked tower also outputs the centred rating it is trained on.
+  assert set(heads) == set(ncf_model.HEADS) | ({ncf_model.RATING_OUTPUT} if trained["liked_tower"] == "mf" else set())
   for head in ncf_model.HEADS:
     assert heads[head].shape == (3,)
     assert np.all((heads[head].numpy() > 0) & (heads[head].numpy() < 1))
@@ -83,6 +88,21 @@ def test_training_batches_resample_negatives_every_epoch(trained):
       second[0][features.MOVIE_ID][second[1][ncf_model.INTERACTION_HEAD] == 1])
   assert not np.array_equal(np.sort(first[0][features.MOVIE_ID][~positives]),
                             np.sort(second[0][features.MOVIE_ID][second[1][ncf_model.INTERACTION_HEAD] == 0]))
+
+
+def test_rating_target_is_the_centred_rating_of_rated_pairs(trained):
+  catalog = trained["catalog"]
+  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
+                                          testdata.tfrecord_dataset_factory, catalog, testdata.TINY_TRAIN, seed=1,
+                                          rating_target=True)
+  _, labels, weights = next(iter(dataset))
+  rated = labels[ncf_model.INTERACTION_HEAD].numpy() == 1
+  centred = labels[ncf_model.RATING_OUTPUT].numpy()
+  np.testing.assert_array_equal(weights[ncf_model.RATING_OUTPUT].numpy(), rated.astype(np.float32))
+  # Made-up ratings are 1..5: centred by the train mean, they straddle zero; sampled pairs carry no target.
+  assert 1.0 < catalog.mean_rating < 5.0
+  assert centred[rated].min() < 0 < centred[rated].max() and np.all(centred[~rated] == 0)
+  np.testing.assert_allclose(np.unique(centred[rated] + catalog.mean_rating) % 1, 0, atol=1e-5)
 
 
 def test_id_dropout_maps_ids_to_oov_buckets(trained):
