@@ -4,7 +4,7 @@ ExampleValidator only records anomalies; Transform and Trainer would go on with 
 anomalies artifact and fails (so every orchestrator stops the run) with a message that names each anomaly and
 the report file to open. Transform runs after it.
 """
-from typing import List
+from typing import List, Type
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
@@ -24,17 +24,23 @@ def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> List[str]:
   return lines
 
 
-def check_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies) -> None:
-  """Raises ExampleAnomaliesError if any split's anomalies report of the artifact `anomalies` is not empty."""
+def raise_for_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies, error: Type[Exception],
+                        headline: str) -> None:
+  """Raises `error`(`headline` and one line per anomaly, under its split and report file) if any split's
+  anomalies report of the artifact `anomalies` (ExampleValidator's layout) is not empty."""
   problems = []
   for split in reader.split_names(anomalies):
     lines = anomaly_lines(reader.load_anomalies(anomalies, split))
     if lines:
       problems.append(f"split '{split}' ({reader.anomalies_file(anomalies, split)}):\n    " + "\n    ".join(lines))
   if problems:
-    raise ExampleAnomaliesError(
-        "ExampleValidator found anomalies against the schema; the run stops before training.\n  "
-        + "\n  ".join(problems))
+    raise error(headline + "\n  " + "\n  ".join(problems))
+
+
+def check_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies) -> None:
+  """Raises ExampleAnomaliesError if any split's anomalies report of the artifact `anomalies` is not empty."""
+  raise_for_anomalies(anomalies, ExampleAnomaliesError,
+                      "ExampleValidator found anomalies against the schema; the run stops before training.")
 
 
 @tfx.dsl.components.component

@@ -34,6 +34,11 @@ class DataConfig:
     seed: seeds the split, the eval negatives and the synthetic generator.
     on_bad_rows: "fail" stops at the first bad row naming file and line; "skip" skips and reports them.
     synthetic_users / synthetic_movies / synthetic_ratings: shape of the synthetic set.
+    span_by: None (one train/eval split), or cut the ratings by timestamp into numbered spans: "week", "month",
+      "year" or "N-days" (pipeline/data/spans.py); span N's train is period N, its eval period N + 1, and
+      `split` and `eval_fraction` do not apply.
+    span_window: how many of the latest spans (up to the one ExampleGen reads) Transform and the Trainer see; the
+      window is also the history that decides the sampled movies, user activity and cold users of an eval.
   """
   dataset: DatasetName = "synthetic"
   data_dir: Optional[Path] = None
@@ -47,6 +52,26 @@ class DataConfig:
   synthetic_users: int = 943
   synthetic_movies: int = 1682
   synthetic_ratings: int = 100_000
+  span_by: Optional[str] = None
+  span_window: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftConfig:
+  """The drift check of spans (pipeline/drift_gate.py): each span's train statistics against the previous span's,
+  with TFDV's drift comparators on the imported schema; a distance above its threshold stops the run before
+  Transform. It runs only with DataConfig.span_by.
+
+  Attributes:
+    enabled: False leaves the check out.
+    movie_id_linf / genres_linf: thresholds of the L-infinity distance between the value shares of the two spans
+      (the largest change of one value's share).
+    rating_jsd: threshold of the Jensen-Shannon divergence between the rating histograms.
+  """
+  enabled: bool = True
+  movie_id_linf: float = 0.05
+  genres_linf: float = 0.1
+  rating_jsd: float = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,9 +158,11 @@ class PipelineConfig:
   serving_dir: Path = Path("out/serving")
   model_name: str = "ncf"
   schema_dir: Optional[Path] = None  # curated schema to import; None infers one with SchemaGen
+  span: Optional[int] = None  # with data.span_by: the span ExampleGen reads; None: the latest one
   beam_args: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
   data: DataConfig = DataConfig()
   model: ModelConfig = ModelConfig()
   train: TrainConfig = TrainConfig()
   eval: EvalConfig = EvalConfig()
+  drift: DriftConfig = DriftConfig()
   infra_validation: InfraValidationConfig = InfraValidationConfig()

@@ -1,17 +1,22 @@
 """The TFX pipeline: ImportExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator
--> AnomaliesGate -> Transform -> Trainer (two-head NeuMF) -> Evaluator (vs. the latest blessed model)
+-> AnomaliesGate [spans: -> DriftValidator -> DriftGate, and a window of spans for Transform and Trainer]
+-> Transform -> Trainer (two-head NeuMF) -> Evaluator (vs. the latest blessed model)
 -> InfraValidator (served in a model server subprocess) -> Pusher.
 """
 import dataclasses
 import json
-from typing import List
+from typing import List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import base_node
 
 from pipeline import baseline
 from components import features
+from pipeline import drift_gate
+from pipeline import span_resolvers
 from pipeline.anomalies_gate import AnomaliesGate
+from pipeline.data import spans
 from pipeline.infra_validation import InfraValidator, config_parameter
 from pipeline.config import EvalConfig, PipelineConfig
 
@@ -99,13 +104,63 @@ def _baseline_resolver(config: EvalConfig, candidate: tfx.dsl.Channel) -> tfx.ds
   return tfx.dsl.Resolver(strategy_class=strategy, **channels).with_id("latest_blessed_model_resolver")
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-  """Builds the pipeline for `config`; runners only choose the orchestrator (see local_runner.py)."""
-  example_gen = tfx.components.ImportExampleGen(
+def _example_gen(config: PipelineConfig) -> tfx.components.ImportExampleGen:
+  """ImportExampleGen of the splits train/eval/ranking; with spans, of span-{SPAN}/<split>/, the latest span or
+  `config.span`."""
+  if config.span is not None and not config.data.span_by:
+    raise spans.SpanError(f"--span {config.span} picks a span of examples prepared with --span-by; none given")
+  prefix = f"{spans.SPAN_FOLDER_PATTERN}/" if config.data.span_by else ""
+  range_config = None
+  if config.span is not None:
+    range_config = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
+        start_span_number=config.span, end_span_number=config.span))
+  return tfx.components.ImportExampleGen(
       input_base=str(config.examples_dir),
       input_config=tfx.proto.Input(splits=[
-          tfx.proto.Input.Split(name=split, pattern=f"{split}/*")
-          for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT, features.RANKING_SPLIT)]))
+          tfx.proto.Input.Split(name=split, pattern=f"{prefix}{split}/*")
+          for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT, features.RANKING_SPLIT)]),
+      range_config=range_config)
+
+
+def _span_nodes(config: PipelineConfig, example_gen, statistics_gen, schema_gen
+                ) -> Tuple[tfx.dsl.Channel, List[base_node.BaseNode], Optional[base_node.BaseNode]]:
+  """(the examples Transform and the Trainer see, the nodes that make them, the drift gate or None).
+
+  Without spans: ExampleGen's examples, no nodes. With spans: the rolling window of the last `span_window`
+  spans up to the one ExampleGen read, and (DriftConfig.enabled) the drift check of this span's statistics
+  against the previous span's, both resolved from ML Metadata (pipeline/span_resolvers.py). The history channels
+  name no producer: TFX's compiler would give them the input key of the producer's output channel, which
+  `current` already holds for this run.
+  """
+  training_examples, nodes, gate = example_gen.outputs["examples"], [], None
+  if config.data.span_by and config.data.span_window > 1:
+    window = tfx.dsl.Resolver(
+        strategy_class=span_resolvers.SpanWindowStrategy, config={"num_spans": config.data.span_window},
+        history=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples, output_key="examples"),
+        current=example_gen.outputs["examples"]).with_id("span_window_resolver")
+    training_examples = window.outputs[span_resolvers.HISTORY]
+    nodes.append(window)
+  if config.data.span_by and config.drift.enabled:
+    previous = tfx.dsl.Resolver(
+        strategy_class=span_resolvers.PreviousSpanStrategy,
+        previous_examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples, output_key="examples"),
+        previous_statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                            output_key="statistics"),
+        current=example_gen.outputs["examples"]).with_id("previous_span_statistics_resolver")
+    validator = drift_gate.DriftValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        examples=example_gen.outputs["examples"],
+        previous_examples=previous.outputs[span_resolvers.PREVIOUS_EXAMPLES],
+        previous_statistics=previous.outputs[span_resolvers.PREVIOUS_STATISTICS],
+        drift_comparators=json.dumps([dataclasses.asdict(c) for c in drift_gate.comparators(config.drift)]))
+    gate = drift_gate.DriftGate(drift=validator.outputs["drift"])
+    nodes += [previous, validator, gate]
+  return training_examples, nodes, gate
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+  """Builds the pipeline for `config`; runners only choose the orchestrator (see local_runner.py)."""
+  example_gen = _example_gen(config)
   # The ranking split holds one row of candidate movie ids per user, not examples of the schema; the ranking
   # metrics read it (pipeline/metrics/ranking.py) and say what is wrong with it.
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
@@ -118,8 +173,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                       schema=schema_gen.outputs["schema"])
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+  training_examples, span_nodes, span_drift_gate = _span_nodes(config, example_gen, statistics_gen, schema_gen)
   transform = tfx.components.Transform(
-      examples=example_gen.outputs["examples"],
+      examples=training_examples,
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
       # Vocabularies from train only: eval-only ids must look unseen, as they will at serving time.
@@ -129,6 +185,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       # Pre/post-transform statistics would double Transform's time; StatisticsGen already covers the input.
       disable_statistics=True)
   transform.add_upstream_node(anomalies_gate)
+  if span_drift_gate is not None:
+    transform.add_upstream_node(span_drift_gate)
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs["transformed_examples"],
@@ -157,7 +215,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
       push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
           base_directory=str(config.serving_dir / config.model_name))))
-  components: List = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
+  components: List = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, *span_nodes,
+                      transform,
                       trainer, baseline_resolver, evaluator, *filter(None, [infra_validator]), pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -22,6 +22,10 @@ EXPECTED_ERRORS: Tuple[Tuple[str, str, int, str], ...] = (
     ("pipeline.data.fetch", "DownloadError", RUNTIME_ERROR, ""),
     ("pipeline.anomalies_gate", "ExampleAnomaliesError", USAGE_ERROR,
      "fix the data, or pass --infer-schema for a new data source"),
+    ("pipeline.drift_gate", "DataDriftError", USAGE_ERROR,
+     "check the span's data; if the change is expected, raise the threshold named (--genres-linf, ...) or pass "
+     "--no-drift-check"),
+    ("pipeline.data.spans", "SpanError", USAGE_ERROR, ""),
     ("pipeline.runs.reader", "RunNotFoundError", USAGE_ERROR, "pass --run latest or one of the runs listed"),
     ("pipeline.runs.summary", "NotBlessedError", RUNTIME_ERROR, ""),
     ("serving.client", "ServerUnreachableError", RUNTIME_ERROR, ""),

@@ -44,6 +44,9 @@ DATA_FLAGS = (
     Flag("eval_negatives", help="Sampled unrated movies per eval user (ranking candidates)."),
     Flag("evaluator_negatives", help="How many of them the Evaluator (TFMA) judges."),
     "seed", "on_bad_rows", "synthetic_users", "synthetic_movies", "synthetic_ratings",
+    Flag("span_by", help="Cut the ratings by timestamp into spans (week, month, year or N-days), written as "
+                         "span-<N>/: span N trains on period N and is judged on period N + 1."),
+    Flag("span_window", help="Spans Transform and the Trainer see: the latest ones up to the span read."),
 )
 PREFIX = "data_"
 
@@ -59,6 +62,10 @@ def data_config(args: argparse.Namespace) -> DataConfig:
   if config.data_dir is not None and config.dataset == "synthetic":
     # a directory on disk is read in whatever MovieLens format it holds
     config = dataclasses.replace(config, dataset="ml-latest")
+  if config.span_by is not None:
+    from pipeline.data import spans  # pylint: disable=g-import-not-at-top  (pandas: only when asked for)
+
+    spans.parse_span_by(config.span_by)  # a malformed --span-by fails here, before any data is read
   return config
 
 
@@ -85,6 +92,9 @@ def _prepare(args: argparse.Namespace) -> int:
     print(prepared.skipped_summary)
   if prepared.cold_summary:
     print(prepared.cold_summary)
+  for span in prepared.spans:
+    print(f"span {span.span}: train {span.train_period}, eval {span.eval_period}: {span.rows} examples, "
+          f"{span.cold_eval_users} cold eval users ({span.cold_eval_ratings} eval ratings)")
   print(f"{prepared.examples_dir}: {prepared.rows} examples, {prepared.users} users, "
         f"{prepared.movies} movies")
   return 0

@@ -8,7 +8,8 @@ from pipeline.cli import data as data_cli
 from pipeline.cli import flags
 from pipeline.cli.flags import Flag
 from components.hparams import ModelConfig, TrainConfig
-from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, EvalConfig, InfraValidationConfig, PipelineConfig
+from pipeline.config import (CURATED_SCHEMA_DIR, BeamConfig, DriftConfig, EvalConfig, InfraValidationConfig,
+                             PipelineConfig)
 from pipeline.data import size
 from pipeline.runners import beam
 
@@ -75,6 +76,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   flags.add_flags(parser.add_argument_group("model"), ModelConfig, MODEL_FLAGS, "model_")
   flags.add_flags(parser.add_argument_group("training"), TrainConfig, TRAIN_FLAGS, "train_")
   flags.add_flags(parser.add_argument_group("blessing"), EvalConfig, EVAL_FLAGS, "eval_")
+  spans = parser.add_argument_group("spans")
+  flags.add_flags(spans, PipelineConfig, SPAN_FLAGS, "pipeline_")
+  flags.add_flags(spans, DriftConfig, DRIFT_FLAGS, "drift_")
   flags.add_flags(parser.add_argument_group("infra validation"), InfraValidationConfig, INFRA_FLAGS, "infra_")
   flags.add_flags(parser.add_argument_group("beam"), BeamConfig, BEAM_FLAGS, "beam_")
 
@@ -83,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
   """The PipelineConfig named by the flags of add_config_arguments."""
   data = data_cli.data_config(args)
   return flags.from_flags(
-      PipelineConfig, args, PATH_FLAGS, "pipeline_",
+      PipelineConfig, args, PATH_FLAGS + SPAN_FLAGS, "pipeline_",
       examples_dir=args.pipeline_examples_dir or Path("out/examples") / data.dataset,
       schema_dir=None if args.infer_schema else args.schema_dir,
       # --beam-arg: `run` adds it, `compile` (runners/kubeflow.py) too
@@ -94,6 +98,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
       model=flags.from_flags(ModelConfig, args, MODEL_FLAGS, "model_"),
       train=flags.from_flags(TrainConfig, args, TRAIN_FLAGS, "train_"),
       eval=flags.from_flags(EvalConfig, args, EVAL_FLAGS, "eval_"),
+      drift=flags.from_flags(DriftConfig, args, DRIFT_FLAGS, "drift_"),
       infra_validation=flags.from_flags(InfraValidationConfig, args, INFRA_FLAGS, "infra_"))
 
 
@@ -112,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
       print(prepared.cold_summary)
     print(f"examples: {', '.join(f'{split} {rows:,}' for split, rows in prepared.rows.items())} "
           f"({prepared.users:,} users, {prepared.movies:,} movies) in {prepared.examples_dir}")
+    if prepared.spans:
+      print(prepared.span_summary(config.span, config.data.span_window))
     local_runner.run(config)
     run_summary = summary.summarize(config)
     print(run_summary.format())

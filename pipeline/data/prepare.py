@@ -8,14 +8,22 @@ Output layout (read by ImportExampleGen as the named splits `train`, `eval` and 
                                       rest of that user's sampled movies (ranking candidates only)
   out_dir/movies.csv                  movieId,title,genres of every movie (for titles in clients)
   out_dir/prepared.json               what was written, and the inputs it was written from
+With `span_by` (pipeline/data/spans.py) the ratings are cut into numbered periods and every period but the last
+becomes a span with these three folders in ExampleGen's span layout, out_dir/span-<N>/train|eval|ranking/: span
+N's train holds the ratings of period N, its eval all ratings of period N + 1 (train on <= T, judge on
+(T, T + delta]) with the sampled movies as above. The history a model trained on span N knows is the rolling
+window of the last `span_window` spans: the catalog the sampled movies come from and the user activity are the
+window's, and eval users with no rating in the window are cold users, kept in eval and counted per span in
+prepared.json (as the global temporal split does).
 A second call with the same inputs returns the existing output untouched, so the pipeline's cache
 (which fingerprints the example files) sees the same data.
 """
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -26,6 +34,7 @@ import tensorflow as tf
 from components import features
 from pipeline.data import fetch
 from pipeline.data import movielens
+from pipeline.data import spans
 from pipeline.data import split
 from pipeline.data import synthetic
 from pipeline.data.bad_rows import BadRows
@@ -37,8 +46,20 @@ WRITE_CHUNK = 100_000  # rows encoded at once: bounds memory, amortises the per-
 
 
 @dataclasses.dataclass(frozen=True)
+class PreparedSpan:
+  """One span of a `span_by` preparation: its periods (`YYYY-MM-DD..YYYY-MM-DD`, end exclusive), rows per split,
+  and its cold eval users (no rating in the window) with their eval ratings, all kept in eval."""
+  span: int
+  train_period: str
+  eval_period: str
+  rows: Dict[str, int]
+  cold_eval_users: int
+  cold_eval_ratings: int
+
+
+@dataclasses.dataclass(frozen=True)
 class PreparedData:
-  """Where the examples are and how many rows, users and movies they hold."""
+  """Where the examples are and how many rows, users and movies they hold (rows: of the latest span if spans)."""
   examples_dir: Path
   movies_csv: Path
   rows: Dict[str, int]
@@ -46,9 +67,21 @@ class PreparedData:
   movies: int
   skipped_rows: int = 0
   skipped_summary: str = ""
+  spans: Tuple[PreparedSpan, ...] = ()
   # Eval users with no train rating and their eval ratings (kept in eval; None: prepared before they were counted).
   cold_eval_users: Optional[int] = None
   cold_eval_ratings: Optional[int] = None
+
+  def span_summary(self, span: Optional[int], window: int) -> str:
+    """A line on the span ExampleGen reads (`span`, None: the latest) and its window; raises SpanError when
+    `span` was not prepared."""
+    read = {prepared.span: prepared for prepared in self.spans}.get(self.spans[-1].span if span is None else span)
+    if read is None:
+      raise spans.SpanError(f"--span {span}: the examples hold spans {self.spans[0].span} to {self.spans[-1].span}")
+    rows = ", ".join(f"{split} {count:,}" for split, count in read.rows.items())
+    return (f"span {read.span} of {len(self.spans)} (train {read.train_period}, eval {read.eval_period}: {rows}; "
+            f"{read.cold_eval_users:,} cold eval users); Transform and the Trainer see the last {window} spans "
+            "that ML Metadata holds up to it")
 
   @property
   def cold_summary(self) -> str:
@@ -86,14 +119,31 @@ def prepare_examples(data: DataConfig, out_dir: Path) -> PreparedData:
   bad_rows = BadRows(data.on_bad_rows)
   loaded = movielens.load(source, bad_rows)
   table = movielens.ratings_table(loaded)
-  train, held_out = split.split_ratings(table, data.split, data.eval_fraction, data.seed)
-  # Eval users without train ratings (global_temporal or random splits) stay in eval: their ids are out of
-  # vocabulary for the model, as a new user's are at serving time; counted so that nothing goes unnoticed.
-  cold = ~held_out.user_id.isin(train.user_id.unique())
-  catalog = np.unique(train.movie_id.to_numpy())
-  sampled = split.sample_unrated(table, held_out.user_id.unique(), catalog, data.eval_negatives, data.seed)
-  sampled = sampled.merge(loaded.movies, on="movie_id", how="left")
-  activity = split.user_activity(train)
+  saved = {"fingerprint": fingerprint, "source": str(source)}
+  if data.span_by is None:
+    train, held_out = split.split_ratings(table, data.split, data.eval_fraction, data.seed)
+    saved.update(_write_splits(out_dir, train, held_out, train, table, loaded.movies, data, data.seed))
+  else:
+    saved["spans"] = _write_spans(out_dir, table, loaded.movies, data)
+    latest = saved["spans"][-1]
+    saved.update({key: latest[key] for key in ("rows", "cold_eval_users", "cold_eval_ratings")})
+  loaded.movies.rename(columns={"movie_id": "movieId"}).to_csv(out_dir / "movies.csv", index=False)
+  saved.update({"users": int(table.user_id.nunique()), "movies": int(len(loaded.movies)),
+                "skipped_rows": bad_rows.count, "skipped_summary": bad_rows.summary()})
+  manifest.write_text(json.dumps(saved, indent=2) + "\n")
+  return _from_manifest(out_dir, saved)
+
+
+def _write_splits(out_dir: Path, train: pd.DataFrame, held_out: pd.DataFrame, history: pd.DataFrame,
+                  table: pd.DataFrame, movies: pd.DataFrame, data: DataConfig, seed: int) -> dict:
+  """Writes out_dir/train|eval|ranking from `train` and the rated `held_out` pairs; the sampled movies come from
+  the movies of `history` (what a model trained there knows) that the user never rated in `table`, and user
+  activity from `history`. Returns rows per split and the cold eval users (no rating in `history`) and their
+  eval ratings, as prepared.json records them."""
+  catalog = np.unique(history.movie_id.to_numpy())
+  sampled = split.sample_unrated(table, held_out.user_id.unique(), catalog, data.eval_negatives, seed)
+  sampled = sampled.merge(movies, on="movie_id", how="left")
+  activity = split.user_activity(history)
   judged = sampled.groupby("user_id", sort=False).cumcount().to_numpy() < data.evaluator_negatives
   parts = {features.TRAIN_SPLIT: [(train, False)],
            features.EVAL_SPLIT: [(held_out, False), (sampled[judged], True)]}
@@ -104,20 +154,49 @@ def prepare_examples(data: DataConfig, out_dir: Path) -> PreparedData:
   (out_dir / features.RANKING_SPLIT).mkdir(parents=True, exist_ok=True)
   rows[features.RANKING_SPLIT] = _write_candidates(out_dir / features.RANKING_SPLIT / "candidates.tfrecord.gz",
                                                    sampled[~judged])
-  loaded.movies.rename(columns={"movie_id": "movieId"}).to_csv(out_dir / "movies.csv", index=False)
-  saved = {"fingerprint": fingerprint, "source": str(source), "rows": rows,
-           "users": int(table.user_id.nunique()), "movies": int(len(loaded.movies)),
-           "skipped_rows": bad_rows.count, "skipped_summary": bad_rows.summary(),
-           "cold_eval_users": int(held_out.user_id[cold].nunique()), "cold_eval_ratings": int(cold.sum())}
-  manifest.write_text(json.dumps(saved, indent=2) + "\n")
-  return _from_manifest(out_dir, saved)
+  cold = ~held_out.user_id.isin(history.user_id.unique()).to_numpy()
+  return {"rows": rows, "cold_eval_users": int(held_out.user_id[cold].nunique()),
+          "cold_eval_ratings": int(cold.sum())}
+
+
+def _write_spans(out_dir: Path, table: pd.DataFrame, movies: pd.DataFrame, data: DataConfig) -> List[dict]:
+  """Writes out_dir/span-<N>/ for spans 1 .. P-1 of the P periods of `data.span_by` (the module docstring);
+  returns what prepared.json records of each span."""
+  if data.span_window < 1:
+    raise spans.SpanError(f"--span-window must be at least 1, got {data.span_window}")
+  span_of_rating, periods = spans.assign_spans(table.timestamp.to_numpy(), spans.parse_span_by(data.span_by))
+  if len(periods) < 2:
+    raise spans.SpanError(f"--span-by {data.span_by} cuts the ratings into {len(periods)} period(s); spans need "
+                          "at least two, since a span's eval is the next period's ratings")
+  order = np.argsort(span_of_rating, kind="stable")
+  table = table.iloc[order].reset_index(drop=True)
+  first_row = np.searchsorted(span_of_rating[order], np.arange(1, len(periods) + 2))  # of spans 1 .. P + 1
+
+  def of_spans(first: int, last: int) -> pd.DataFrame:
+    return table.iloc[first_row[max(first, 1) - 1]:first_row[last]]
+
+  for stale in out_dir.glob("span-*"):  # spans of an earlier cut would be read as the latest
+    if spans.SPAN_FOLDER_REGEX.fullmatch(stale.name) and stale.is_dir():
+      shutil.rmtree(stale)
+  written = []
+  for span in range(1, len(periods)):
+    held_out = of_spans(span + 1, span + 1)
+    # Only the eval users' ratings matter to which movies they never rated; the whole table would be grouped
+    # once per span.
+    eval_users_ratings = table[table.user_id.isin(held_out.user_id.unique())]
+    written.append({"span": span, "train_period": periods[span - 1].label(), "eval_period": periods[span].label(),
+                    **_write_splits(out_dir / spans.SPAN_FOLDER_PATTERN.format(SPAN=span), of_spans(span, span),
+                                    held_out, of_spans(span - data.span_window + 1, span), eval_users_ratings,
+                                    movies, data, data.seed + span)})
+  return written
 
 
 def _from_manifest(out_dir: Path, saved: dict) -> PreparedData:
   return PreparedData(examples_dir=out_dir, movies_csv=out_dir / "movies.csv", rows=saved["rows"],
                       users=saved["users"], movies=saved["movies"], skipped_rows=saved["skipped_rows"],
                       skipped_summary=saved["skipped_summary"], cold_eval_users=saved.get("cold_eval_users"),
-                      cold_eval_ratings=saved.get("cold_eval_ratings"))
+                      cold_eval_ratings=saved.get("cold_eval_ratings"),
+                      spans=tuple(PreparedSpan(**span) for span in saved.get("spans", ())))
 
 
 def _fingerprint(data: DataConfig, source: Path) -> str:

@@ -112,6 +112,16 @@ def compile_pipeline(config: PipelineConfig, image: str) -> "pipeline_spec_pb2.P
 
   from pipeline.pipeline import create_pipeline
 
+  # Both resolve artifacts of earlier runs with the strategies of pipeline/span_resolvers.py.
+  uncompilable = [name for name, used in ((f"--span-window {config.data.span_window}", config.data.span_window > 1),
+                                          ("the drift check", config.drift.enabled)) if used and config.data.span_by]
+  if uncompilable:
+    from pipeline.data.spans import SpanError
+
+    raise SpanError(f"{' and '.join(uncompilable)} need{'s' if len(uncompilable) == 1 else ''} resolvers that TFX "
+                    "1.16's Kubeflow V2 compiler cannot compile (it compiles LatestArtifactStrategy and "
+                    "LatestBlessedModelStrategy only); they run with `recsys pipeline run`. Compile with "
+                    "--span-window 1 --no-drift-check to train on the latest span alone")
   tfx_pipeline = create_pipeline(kubeflow_config(config))
   parameters = parameterize(tfx_pipeline)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -97,7 +97,8 @@ def _blessing_text(blessing) -> str:
 
 def describe_node(config: PipelineConfig, node: str) -> Tuple[str, str]:
   """(MLMD state, the figure that matters) of `node`'s execution in the latest run, for its end-of-step line:
-  rows per split (StatisticsGen), anomalies (ExampleValidator), AUCs and blessing (Evaluator), the push."""
+  rows per split (StatisticsGen), anomalies (ExampleValidator), AUCs and blessing (Evaluator), the push; with
+  spans, the span read (ImportExampleGen) and the drift verdict (DriftValidator)."""
   from pipeline.pipeline import metadata_path
 
   found = reader.read_run(reader.open_store(metadata_path(config)), pipeline_name=config.pipeline_name)
@@ -107,6 +108,13 @@ def describe_node(config: PipelineConfig, node: str) -> Tuple[str, str]:
   if node == "StatisticsGen" and found.latest(reader.STATISTICS) is not None:
     figure = "rows: " + ", ".join(f"{split} {count:,}" for split, count
                                   in reader.split_rows(found.latest(reader.STATISTICS)).items())
+  elif node == "ImportExampleGen" and config.data.span_by and found.latest(reader.EXAMPLES) is not None:
+    from pipeline.span_resolvers import span_of
+    figure = f"span {span_of(found.latest(reader.EXAMPLES))}"
+  elif node == "DriftValidator":
+    from pipeline import drift_gate
+    if found.latest(drift_gate.DRIFT) is not None:
+      figure = drift_gate.describe(found.latest(drift_gate.DRIFT))
   elif node == "ExampleValidator" and found.latest(reader.ANOMALIES) is not None:
     anomalies = found.latest(reader.ANOMALIES)
     count = sum(len(reader.load_anomalies(anomalies, split).anomaly_info) for split in reader.split_names(anomalies))

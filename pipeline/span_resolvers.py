@@ -1,0 +1,80 @@
+"""Resolver strategies over spans: the rolling window of the last N spans, and the span before this run's one.
+
+Both end at the span this run's ExampleGen read (`current`), not at the largest span ML Metadata holds, and keep
+the newest artifact of each span: TFX's SpanRangeStrategy (RollingRange) ends at the largest span of any run, so a
+run on an older span would train on later data, and it keeps every artifact of a span, so a span imported again
+after its files changed would count twice. TFX 1.16's Kubeflow V2 compiler compiles neither strategy (it knows
+LatestArtifactStrategy and LatestBlessedModelStrategy only; see pipeline/runners/kubeflow.py).
+
+Their inputs are `current`, this run's ExampleGen output, and channels such as `Channel(type=Examples,
+output_key="examples")` that hold every artifact of that type the pipeline output under that key, in any run; the
+strategies narrow those down. See `_span_nodes` in pipeline/pipeline.py.
+"""
+from typing import Dict, List, Optional
+
+import ml_metadata as mlmd
+from tfx import types
+from tfx import v1 as tfx
+
+HISTORY = "history"
+CURRENT = "current"
+PREVIOUS_EXAMPLES = "previous_examples"
+PREVIOUS_STATISTICS = "previous_statistics"
+SPAN = "span"  # ExampleGen records it as a custom property (StatisticsGen's copy of it reads the unset property: 0)
+
+
+def span_of(examples: types.Artifact) -> int:
+  """The span number of an Examples artifact of ExampleGen."""
+  return examples.get_int_custom_property(SPAN)
+
+
+def newest_per_span(artifacts: List[types.Artifact], last_span: int) -> Dict[int, types.Artifact]:
+  """{span: the newest artifact of that span} over the Examples artifacts of spans <= `last_span`."""
+  newest: Dict[int, types.Artifact] = {}
+  for artifact in sorted(artifacts, key=lambda a: (a.mlmd_artifact.create_time_since_epoch, a.id)):
+    if span_of(artifact) <= last_span:
+      newest[span_of(artifact)] = artifact
+  return newest
+
+
+class SpanWindowStrategy(tfx.dsl.experimental.ResolverStrategy):
+  """Resolves `history` (Examples) to the newest artifact of each of the last `num_spans` spans up to `current`'s
+  span, oldest span first (`current` passes through)."""
+
+  def __init__(self, num_spans: int):
+    if num_spans < 1:
+      raise ValueError(f"the span window must hold at least one span, got {num_spans}")
+    self._num_spans = num_spans
+
+  def resolve_artifacts(self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
+                        ) -> Optional[Dict[str, List[types.Artifact]]]:
+    current = input_dict[CURRENT]
+    newest = newest_per_span(input_dict[HISTORY] + current, max(span_of(a) for a in current))
+    return {HISTORY: [newest[span] for span in sorted(newest)[-self._num_spans:]], CURRENT: current}
+
+
+class PreviousSpanStrategy(tfx.dsl.experimental.ResolverStrategy):
+  """Resolves `previous_examples` (every Examples artifact of ExampleGen) to the newest artifact of the largest
+  span below `current`'s that has statistics, and `previous_statistics` (every ExampleStatistics) to the newest
+  statistics computed from it; both empty when there is none (the first span). `current` passes through.
+
+  StatisticsGen's artifacts carry no usable span (see SPAN), so the statistics are found by lineage in ML
+  Metadata: the outputs of the executions that read the previous Examples artifact.
+  """
+
+  def resolve_artifacts(self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
+                        ) -> Optional[Dict[str, List[types.Artifact]]]:
+    from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+
+    current = input_dict[CURRENT]
+    newest = newest_per_span(input_dict[PREVIOUS_EXAMPLES], min(span_of(a) for a in current) - 1)
+    for span in sorted(newest, reverse=True):  # a span whose StatisticsGen failed has none: the one before it
+      readers = {event.execution_id for event in store.get_events_by_artifact_ids([newest[span].id])
+                 if event.type == metadata_store_pb2.Event.INPUT}
+      computed = {event.artifact_id for event in store.get_events_by_execution_ids(sorted(readers))
+                  if event.type == metadata_store_pb2.Event.OUTPUT}
+      statistics = [a for a in input_dict[PREVIOUS_STATISTICS] if a.id in computed]
+      if statistics:
+        return {PREVIOUS_EXAMPLES: [newest[span]], CURRENT: current, PREVIOUS_STATISTICS: [
+            max(statistics, key=lambda a: (a.mlmd_artifact.create_time_since_epoch, a.id))]}
+    return {PREVIOUS_EXAMPLES: [], PREVIOUS_STATISTICS: [], CURRENT: current}
