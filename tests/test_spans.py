@@ -177,3 +177,18 @@ def test_spans_need_two_periods(tmp_path):
                       eval_negatives=5, evaluator_negatives=2, span_by="month")
   with pytest.raises(spans.SpanError, match="1 period"):
     prepare.prepare_examples(config, tmp_path / "examples")
+
+
+def test_prepare_command_prints_each_span_and_refuses_a_malformed_span_by(tmp_path, capsys):
+  from pipeline import cli
+
+  span_ratings.write(span_ratings.WeeklyRatings(users=12, weeks=3, late_users=2), tmp_path / "raw")
+  prepare_args = ["data", "prepare", "--data-dir", str(tmp_path / "raw"), "--cache-dir", str(tmp_path / "cache"),
+                  "--eval-negatives", "5", "--evaluator-negatives", "2", "--out", str(tmp_path / "examples")]
+  assert cli.main([*prepare_args, "--span-by", "week", "--span-window", "2"]) == 0
+  out = capsys.readouterr().out
+  assert "span 1: train 2024-01-01..2024-01-08, eval 2024-01-08..2024-01-15" in out
+  assert "span 2: train 2024-01-08..2024-01-15, eval 2024-01-15..2024-01-22" in out and "2 cold eval users" in out
+  assert cli.main([*prepare_args, "--span-by", "weekly"]) == 2
+  assert capsys.readouterr().err.strip() == (
+      "error: --span-by 'weekly': expected week, month, year or N-days such as 10-days")
