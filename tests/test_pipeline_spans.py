@@ -119,12 +119,15 @@ def runs(tmp_path_factory) -> Dict:
                      "transform": _latest_inputs(config, "Transform", "examples"),
                      "trainer": _latest_inputs(config, "Trainer", "examples"),
                      "evaluator": _latest_inputs(config, "Evaluator", "examples"),
-                     "drift": _latest_inputs(config, "DriftGate", "drift")}
+                     "drift": _latest_inputs(config, "DriftGate", "drift"),
+                     "lines": [summary.describe_node(config, node)[1] for node in ("ImportExampleGen",
+                                                                                   "DriftValidator")]}
   config = _config(work, span=4)
   with pytest.raises(DataDriftError) as raised:
     local_runner.run(config)
   results[4] = {"error": str(raised.value), "summary": summary.summarize(config),
-                "drift_inputs": _latest_inputs(config, "DriftValidator", "previous_examples")}
+                "drift_inputs": _latest_inputs(config, "DriftValidator", "previous_examples"),
+                "lines": [summary.describe_node(config, node)[1] for node in ("ImportExampleGen", "DriftValidator")]}
   results["example_spans"] = sorted(
       span_of(a) for a in _latest_inputs(config, "StatisticsGen", "examples") + results[1]["evaluator"]
       + results[2]["evaluator"])
@@ -148,6 +151,9 @@ def test_the_first_span_is_not_compared_and_the_second_is_compared_with_it(runs)
   first, second = runs[1]["drift"][0], runs[2]["drift"][0]
   assert first.span == 1 and not first.has_custom_property(PREVIOUS_SPAN)
   assert second.span == 2 and second.get_int_custom_property(PREVIOUS_SPAN) == 1
+  # What the console prints when those steps end.
+  assert runs[1]["lines"] == ["span 1", "span 1: no previous span, nothing compared"]
+  assert runs[2]["lines"] == ["span 2", "span 2 vs span 1: no drift"]
 
 
 def test_a_drifted_span_stops_before_transform_naming_genres(runs):
@@ -158,3 +164,4 @@ def test_a_drifted_span_stops_before_transform_naming_genres(runs):
   assert "threshold 0.15" in message
   assert [span_of(a) for a in runs[4]["drift_inputs"]] == [2]
   assert ran["DriftGate"].state == "FAILED" and "Transform" not in ran and "Trainer" not in ran
+  assert runs[4]["lines"] == ["span 4", f"span 4 vs span 2: drift in {features.GENRES}"]
