@@ -76,10 +76,15 @@ class DriftConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """Blessing: AUC lower bounds on the overall slice and no regression against the last blessed model."""
+  """Blessing, on the overall slice: AUC lower bounds, a ranking gate (NDCG@`ndcg_k` of the `score` output over
+  each eval user's examples, gains from `liked`: pipeline/pipeline.py), and no regression of either against the
+  last blessed model."""
   min_liked_auc: float = 0.6
   min_interaction_auc: float = 0.7
   max_auc_regression: float = 0.01
+  ndcg_k: int = 10
+  min_ndcg: float = 0.6
+  max_ndcg_regression: float = 0.01
   # The baseline is the latest blessed model other than the candidate, so that an identical re-run is fully
   # cached (components/baseline.py). False uses TFX's LatestBlessedModelStrategy, the only one besides
   # LatestArtifactStrategy that the Kubeflow V2 compiler accepts.

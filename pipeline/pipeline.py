@@ -13,6 +13,7 @@ from tfx.dsl.components.base import base_node
 
 from pipeline import baseline
 from components import features
+from components import signatures
 from pipeline import drift_gate
 from pipeline import span_resolvers
 from pipeline.anomalies_gate import AnomaliesGate
@@ -43,10 +44,10 @@ def trainer_custom_config(config: PipelineConfig) -> dict:
           "model_name": config.model_name}
 
 
-def _auc_threshold(lower_bound: float, max_regression: float) -> tfma.MetricThreshold:
+def _threshold(lower_bound: float, max_regression: float) -> tfma.MetricThreshold:
   return tfma.MetricThreshold(
       value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
-      # A candidate may lose at most `max_regression` AUC against the latest blessed model; without a
+      # A candidate may lose at most `max_regression` against the latest blessed model; without a
       # baseline (first run) TFMA judges by the value threshold alone.
       change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                                                    absolute={"value": -max_regression}))
@@ -64,7 +65,7 @@ def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool)
           tfma.MetricConfig(
               class_name="AUC", config=json.dumps({"num_thresholds": AUC_THRESHOLDS}),
               per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-                  slicing_specs=overall_only, threshold=_auc_threshold(min_auc, config.max_auc_regression))]),
+                  slicing_specs=overall_only, threshold=_threshold(min_auc, config.max_auc_regression))]),
           tfma.MetricConfig(class_name="BinaryAccuracy"),
           tfma.MetricConfig(class_name="Precision"),
           tfma.MetricConfig(class_name="Recall"),
@@ -77,18 +78,40 @@ def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool)
       ])
 
 
+def _ranking_metrics(config: EvalConfig) -> tfma.MetricsSpec:
+  """The ranking gate: NDCG@`ndcg_k` of the `score` output (the one `recommend` ranks by), one query per eval
+  user over all of the user's eval examples (held-out rated and sampled unrated movies), gains from `liked`, so
+  liked movies must come first; users without a liked movie carry no weight (TFMA's NDCG)."""
+  return tfma.MetricsSpec(
+      output_names=[signatures.SCORE_OUTPUT],
+      query_key=features.USER_ID,
+      binarize=tfma.BinarizationOptions(top_k_list={"values": [config.ndcg_k]}),
+      example_weights=tfma.ExampleWeightOptions(unweighted=True),
+      metrics=[
+          tfma.MetricConfig(
+              class_name="NDCG", config=json.dumps({"gain_key": features.LIKED}),
+              per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+                  slicing_specs=[tfma.SlicingSpec()],
+                  threshold=_threshold(config.min_ndcg, config.max_ndcg_regression))]),
+      ])
+
+
 def eval_config(config: EvalConfig) -> tfma.EvalConfig:
   """TFMA config: per-head metrics on the eval split, slices, and blessing thresholds on the overall slice."""
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=SERVING_SIGNATURE,
           model_type=tfma.TF_GENERIC,  # a tf.Module SavedModel, not a Keras one
-          label_keys={features.INTERACTION: features.INTERACTION, features.LIKED: features.LIKED},
+          # `score` is labelled by `liked` only because TFMA needs a label per output; NDCG reads its gains
+          # from the `liked` feature.
+          label_keys={features.INTERACTION: features.INTERACTION, features.LIKED: features.LIKED,
+                      signatures.SCORE_OUTPUT: features.LIKED},
           example_weight_keys={features.LIKED: features.INTERACTION})],
       slicing_specs=[tfma.SlicingSpec(feature_keys=list(keys)) for keys in SLICES],
       metrics_specs=[
           _head_metrics(features.INTERACTION, config.min_interaction_auc, config, weighted=False),
           _head_metrics(features.LIKED, config.min_liked_auc, config, weighted=True),
+          _ranking_metrics(config),
       ])
 
 

@@ -1,7 +1,8 @@
 """The real pipeline with LocalDagRunner on a small synthetic set (about 3 minutes on 2 cores).
 
 Runs, in order: a good model (blessed, pushed), the same run twice more (cached), a candidate trained on
-shuffled labels (not blessed, not pushed), and a run on corrupted examples (stops at validation).
+shuffled labels (not blessed, not pushed: it fails the AUC and the ranking gates), and a run on corrupted examples
+(stops at validation).
 """
 
 import dataclasses
@@ -32,7 +33,8 @@ def _config(work: Path) -> PipelineConfig:
       pipeline_name="e2e-test", pipeline_root=work / "root", examples_dir=work / "examples",
       serving_dir=work / "serving", schema_dir=CURATED_SCHEMA_DIR, data=data, model=testdata.TINY_MODEL,
       train=testdata.TINY_TRAIN, eval=EvalConfig(min_liked_auc=0.6, min_interaction_auc=0.6,
-                                                 max_auc_regression=0.01))
+                                                 max_auc_regression=0.01, min_ndcg=0.5,
+                                                 max_ndcg_regression=0.01))
 
 
 def _artifact_types(config: PipelineConfig) -> set:
@@ -79,9 +81,11 @@ def test_first_run_is_blessed_by_absolute_thresholds_and_pushed(runs):
   first, config = runs["first"], runs["config"]
   assert first.blessed is True
   assert first.infra_blessed is True, first.infra_validation  # served and answered like the SavedModel
-  for head, auc in first.auc.items():
-    assert auc.baseline is None  # nothing blessed before: judged by the lower bound alone
-    assert auc.value >= auc.threshold, head
+  for name, gate in {**first.auc, **first.ranking_gate}.items():
+    assert gate.baseline is None  # nothing blessed before: judged by the lower bound alone
+    assert gate.value >= gate.threshold, name
+  assert list(first.ranking_gate) == ["ndcg@10"]
+  assert first.failed_checks == []
   assert first.pushed_path is not None
   pushed = Path(first.pushed_path)
   assert pushed.parent == config.serving_dir / config.model_name and pushed.name.isdigit()
@@ -109,6 +113,13 @@ def test_worse_candidate_is_not_blessed_and_not_pushed(runs):
   assert worse.components["Transform"].state == "CACHED"
   assert worse.auc[features.INTERACTION].baseline == pytest.approx(first.auc[features.INTERACTION].value)
   assert worse.auc[features.LIKED].value < first.auc[features.LIKED].value - config.eval.max_auc_regression
+  # The ranking gate refuses it too: its NDCG@10 over each user's eval examples falls below the first model's
+  # by more than the allowed regression, and TFMA records that in the same validation result as the AUCs.
+  gate, good = worse.ranking_gate["ndcg@10"], first.ranking_gate["ndcg@10"]
+  assert gate.baseline == pytest.approx(good.value)
+  assert gate.value < good.value - config.eval.max_ndcg_regression
+  assert "score ndcg@10 change" in worse.failed_checks
+  assert "liked auc change" in worse.failed_checks
   assert worse.blessed is False
   assert worse.infra_blessed is False and "did not bless" in worse.infra_validation  # not served at all
   assert worse.pushed_path is None

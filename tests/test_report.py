@@ -15,8 +15,8 @@ from PIL import Image
 
 from pipeline.report import html as report
 from pipeline.report import data as report_data
-from pipeline.report.data import (Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, HeadResult,
-                                  RankingScore, RunIdentity, RunReport, SliceResult, SplitStats,
+from pipeline.report.data import (Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, FullCatalogScore,
+                                  HeadResult, RankingScore, RunIdentity, RunReport, SliceResult, SplitStats,
                                   ThresholdCheck)
 
 
@@ -55,7 +55,9 @@ def _head(name: str, rng: np.random.Generator, with_plots: bool = True) -> HeadR
 
 def made_up_report(with_plots: bool = True) -> RunReport:
   rng = np.random.default_rng(0)
-  heads = (_head("interaction", rng, with_plots), _head("liked", rng, with_plots))
+  # The ranking gate's output: NDCG over each user's examples, no AUC, so no slices and no slice figure.
+  score = HeadResult("score", "ranking score", {"ndcg@10": 0.71}, {"ndcg@10": 0.7}, (), None, None)
+  heads = (_head("interaction", rng, with_plots), _head("liked", rng, with_plots), score)
   edges = np.linspace(0, 5, 11)
   return RunReport(
       identity=RunIdentity("movielens-ncf", "2026-11-27T20:00:00.000000", "/data/ml-100k", "/root/ExampleGen/1",
@@ -63,7 +65,8 @@ def made_up_report(with_plots: bool = True) -> RunReport:
                            "2026-11-27 20:00:00 UTC"),
       blessing=Blessing(True, "/root/Trainer/model/2", (
           ThresholdCheck("interaction", "auc", ">= 0.7", 0.79, 0.78, True),
-          ThresholdCheck("liked", "auc", "change >= -0.01 vs. baseline", 0.79, 0.78, True))),
+          ThresholdCheck("liked", "auc", "change >= -0.01 vs. baseline", 0.79, 0.78, True),
+          ThresholdCheck("score", "ndcg@10", ">= 0.6", 0.71, 0.7, True))),
       heads=heads,
       splits=(SplitStats("train", 9000, 60, 200, edges, rng.integers(0, 900, 10).astype(float)),
               SplitStats("eval", 6500, 60, 200, edges, rng.integers(0, 900, 10).astype(float))),
@@ -71,7 +74,9 @@ def made_up_report(with_plots: bool = True) -> RunReport:
       ranking=(RankingScore("NCF", 10, 0.61, 0.35, 60, {"interaction": 0.79, "liked": 0.79}),
                RankingScore("most popular", 10, 0.45, 0.25, 60, {"interaction": 0.7, "liked": 0.55})),
       auc_lower_bounds={"interaction": 0.7, "liked": 0.6},
-      min_slice_examples=30.0)
+      min_slice_examples=30.0,
+      full_catalog=(FullCatalogScore("NCF", 20, 0.21, 0.18, 55, 58, 200),
+                    FullCatalogScore("most popular", 20, 0.12, 0.1, 55, 58, 200)))
 
 
 class _Page(html.parser.HTMLParser):
@@ -141,6 +146,7 @@ def test_html_has_every_section_in_order_and_escapes_text(tmp_path):
   # too small; nothing else.
   assert "genres=Horror" in text and "genres=Film-Noir" in text and "user_activity=<20" in text
   assert "genres=Comedy" not in text
+  assert "ndcg@10" in text and "Recall@20" in text and "Full catalog" in text
 
 
 def test_missing_plots_are_explained_not_drawn(tmp_path):
@@ -342,7 +348,8 @@ def two_runs(tmp_path_factory):
   config = PipelineConfig(pipeline_root=root / "pipeline", examples_dir=root / "examples",
                           serving_dir=root / "serving", schema_dir=CURATED_SCHEMA_DIR, data=data,
                           train=TrainConfig(epochs=1),
-                          eval=EvalConfig(min_liked_auc=0.0, min_interaction_auc=0.0, max_auc_regression=1.0))
+                          eval=EvalConfig(min_liked_auc=0.0, min_interaction_auc=0.0, max_auc_regression=1.0,
+                                          min_ndcg=0.0, max_ndcg_regression=1.0))
   prepared = prepare_examples(data, config.examples_dir)
   local_runner.run(config)
   local_runner.run(dataclasses.replace(config, train=TrainConfig(epochs=1, seed=8)))  # only training changes
@@ -408,11 +415,16 @@ def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
   assert earlier.identity.run_id == first_id
   assert earlier.identity.model_uri == first["Model"].uri
   assert earlier.blessing is not None and earlier.blessing.baseline_model_uri is None  # first run: no baseline
-  assert [check.condition for check in earlier.blessing.checks] == [">= 0", ">= 0"]
+  assert [(check.head, check.metric, check.condition) for check in earlier.blessing.checks] == [
+      ("interaction", "auc", ">= 0"), ("liked", "auc", ">= 0"), ("score", "ndcg@10", ">= 0")]
+  assert all(check.passed and 0.0 < check.value <= 1.0 for check in earlier.blessing.checks)
   assert {split.split: split.rows for split in earlier.splits} == {
       split: rows for split, rows in prepared.rows.items() if split != "ranking"}  # not in StatisticsGen
-  assert {head.head for head in earlier.heads} == {"interaction", "liked"}
-  assert all(0.0 <= head.metrics["auc"] <= 1.0 for head in earlier.heads)
+  assert {head.head for head in earlier.heads} == {"interaction", "liked", "score"}
+  auc_heads = [head for head in earlier.heads if head.head != "score"]
+  assert all(0.0 <= head.metrics["auc"] <= 1.0 for head in auc_heads)
+  score = next(head for head in earlier.heads if head.head == "score")
+  assert score.slices == () and set(score.metrics) == {"ndcg@10"}
   liked = next(head for head in earlier.heads if head.head == "liked")
   interaction = next(head for head in earlier.heads if head.head == "interaction")
   # `interaction` counts every eval example, `liked` (weighted by `interaction`) the rated ones only.
@@ -424,7 +436,10 @@ def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
   ncf, popular = earlier.ranking
   assert ncf.users == popular.users > 0 and ncf.k == 10
   assert 0.0 <= ncf.hit_rate <= 1.0 and 0.0 <= ncf.ndcg <= ncf.hit_rate
-  assert ncf.auc == {head.head: head.metrics["auc"] for head in earlier.heads}
+  assert ncf.auc == {head.head: head.metrics["auc"] for head in auc_heads}
+  full_ncf, full_popular = earlier.full_catalog
+  assert full_ncf.users == full_popular.users > 0 and full_ncf.k == 20
+  assert all(0.0 <= value <= 1.0 for value in (full_ncf.recall, full_ncf.ndcg, full_popular.recall))
   assert set(popular.auc) == {"interaction", "liked"} and all(0.0 <= v <= 1.0 for v in popular.auc.values())
   with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
     report_load.load_run_report(metadata_path, "nope")
@@ -465,6 +480,7 @@ def test_summary_lines_name_the_verdict_and_numbers():
   assert "AUC interaction: 0.7900 (baseline 0.7800)" in lines
   assert ("most popular: HR@10 0.4500, NDCG@10 0.2500, AUC interaction 0.7000, AUC liked 0.5500 (60 users)"
           in lines)
+  assert "NCF, full catalog: Recall@20 0.2100, NDCG@20 0.1800 (55 of 58 users, 200 movies)" in lines
 
 
 def test_infra_validation_verdict_and_the_reason_of_a_refusal_are_shown(tmp_path):

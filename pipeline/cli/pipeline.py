@@ -31,7 +31,7 @@ TRAIN_FLAGS = (
     Flag("liked_blend", help="Ranking score = P(interaction) * P(liked) ** blend."),
     "id_dropout", "recommend_k", "recommend_candidates",
 )
-EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression")
+EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression", "ndcg_k", "min_ndcg", "max_ndcg_regression")
 INFRA_FLAGS = (
     Flag("enabled", "no-infra-validation", "Push without serving the candidate in a model server first."),
     Flag("server", "infra-server", "Model server of the infra validation; auto: tensorflow_model_server when "

@@ -7,7 +7,7 @@ the same way. Tied scores count half a place, so a constant scorer is not reward
 """
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -119,17 +119,26 @@ def rank_metrics(positive_scores: np.ndarray, negative_scores: np.ndarray, k: in
                         ndcg=float(np.where(hits, 1.0 / np.log2(rank + 2.0), 0.0).mean()))
 
 
-def model_scores(model_dir: Path, users: np.ndarray, movies: np.ndarray) -> np.ndarray:
-  """`score` of the SavedModel's `predict` signature for the raw id pairs (users, movies: bytes [n])."""
+def scorer(model_dir: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+  """The SavedModel's `predict` signature, loaded once, as a function: raw id pairs (users, movies: bytes [n])
+  -> `score` float32 [n], run PREDICT_BATCH pairs at a time."""
   import tensorflow as tf
 
-  predict = tf.saved_model.load(str(model_dir)).signatures["predict"]
-  scores = []
-  for start in range(0, len(users), PREDICT_BATCH):
-    batch = slice(start, start + PREDICT_BATCH)
-    scores.append(predict(user_id=tf.constant(list(users[batch])),
-                          movie_id=tf.constant(list(movies[batch])))["score"].numpy())
-  return np.concatenate(scores)
+  loaded = tf.saved_model.load(str(model_dir))  # once; the closure keeps it alive
+
+  def scores(users: np.ndarray, movies: np.ndarray) -> np.ndarray:
+    predict = loaded.signatures["predict"]
+    batches = [predict(user_id=tf.constant(list(users[start:start + PREDICT_BATCH])),
+                       movie_id=tf.constant(list(movies[start:start + PREDICT_BATCH])))["score"].numpy()
+               for start in range(0, len(users), PREDICT_BATCH)]
+    return np.concatenate(batches)
+
+  return scores
+
+
+def model_scores(model_dir: Path, users: np.ndarray, movies: np.ndarray) -> np.ndarray:
+  """`score` of the SavedModel's `predict` signature for the raw id pairs (users, movies: bytes [n])."""
+  return scorer(model_dir)(users, movies)
 
 
 def evaluate(model_dir: Path, train_dir: Path, eval_dir: Path, ranking_dir: Optional[Path] = None,

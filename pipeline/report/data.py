@@ -178,6 +178,19 @@ class RankingScore:
 
 
 @dataclasses.dataclass(frozen=True)
+class FullCatalogScore:
+  """Recall@K and NDCG@K of one ranker over every known movie a judged user did not rate in train
+  (pipeline/metrics/full_catalog.py)."""
+  ranker: str
+  k: int
+  recall: float
+  ndcg: float
+  users: int  # judged: a seeded sample of the eligible ones on large sets
+  eligible_users: int  # eval users with a liked held-out movie in the catalog
+  catalog_movies: int
+
+
+@dataclasses.dataclass(frozen=True)
 class RunReport:
   """Everything the HTML report shows about one pipeline run."""
   identity: RunIdentity
@@ -188,6 +201,7 @@ class RunReport:
   ranking: Tuple[RankingScore, ...]
   auc_lower_bounds: Dict[str, float]  # head -> AUC lower bound on the overall slice
   min_slice_examples: float  # slices with fewer weighted examples are too small to judge
+  full_catalog: Tuple[FullCatalogScore, ...] = ()  # empty when there was no trained model
   # The InfraValidator's verdict; None when it did not run (turned off, or the run stopped earlier).
   infra_validation: Optional["Verdict"] = None
 

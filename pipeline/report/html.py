@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from components import features
 from pipeline.report import data as report_data
 from pipeline.report import plots as report_plots
 from pipeline.report.data import DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, HeadResult, RunReport
@@ -83,6 +84,9 @@ def summary_lines(report: RunReport) -> List[str]:
     aucs = "".join(f", AUC {head} {auc:.4f}" for head, auc in sorted(score.auc.items()))
     lines.append(f"{score.ranker}: HR@{score.k} {score.hit_rate:.4f}, NDCG@{score.k} {score.ndcg:.4f}{aucs} "
                  f"({score.users:,} users)")
+  for full in report.full_catalog:
+    lines.append(f"{full.ranker}, full catalog: Recall@{full.k} {full.recall:.4f}, NDCG@{full.k} {full.ndcg:.4f} "
+                 f"({full.users:,} of {full.eligible_users:,} users, {full.catalog_movies:,} movies)")
   return lines
 
 
@@ -125,7 +129,7 @@ def _figures(report: RunReport) -> Dict[str, bytes]:
   """Figure name -> PNG bytes, only for figures that have data."""
   figures = {}
   for head in report.heads:
-    if head.slices or head.metrics:
+    if "auc" in head.metrics:  # an AUC-by-slice figure; the ranking gate's `score` output has no AUC
       figures[f"slices-{head.head}"] = report_plots.slice_plot(
           head, report.auc_lower_bounds.get(head.head), report.min_slice_examples)
   if any(head.confusion is not None for head in report.heads):
@@ -226,14 +230,29 @@ def _ranking_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
           "the most-popular baseline ranks by train-split rating count. AUCs are on the Evaluator's examples "
           "of each head (the model's from TFMA).</p>" +
           _table(["ranker", f"HR@{k}", f"NDCG@{k}", *(f"AUC {h}" for h in heads), "users"], rows) +
-          _image(figures, "ranking"))
+          _image(figures, "ranking") + _full_catalog_table(report))
+
+
+def _full_catalog_table(report: RunReport) -> str:
+  if not report.full_catalog:
+    return ""
+  first = report.full_catalog[0]
+  k = first.k
+  rows = [(full.ranker, _num(full.recall), _num(full.ndcg), _count(full.users)) for full in report.full_catalog]
+  return (f"<h3>Full catalog</h3><p class='note'>Every one of the {first.catalog_movies:,} movies with a train "
+          f"rating that the user did not rate in train is ranked; relevant are the user's held-out movies rated "
+          f"&gt;= {features.LIKED_THRESHOLD:g}. Recall@{k} = hits in the top {k} / min({k}, relevant), NDCG@{k} "
+          f"with binary gains; ties in a seeded random order. {first.users:,} of the {first.eligible_users:,} "
+          "eval users with a relevant movie are judged (a seeded sample on large sets). Sampled metrics above "
+          "can order models differently (Krichene &amp; Rendle, KDD 2020).</p>" +
+          _table(["ranker", f"Recall@{k}", f"NDCG@{k}", "users judged"], rows))
 
 
 def _slices_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
   if not any(head.slices for head in report.heads):
     return "<p>No sliced metrics were recorded for this run.</p>"
   parts = [f"<p class='note'>{_e(_slice_note(report))}</p>"]
-  for head in report.heads:
+  for head in (head for head in report.heads if head.slices):
     bound = report.auc_lower_bounds.get(head.head)
     verdicts = [(s, s.verdict(bound, report.min_slice_examples))
                 for s in sorted(head.slices, key=report_data.SliceResult.sort_key)]

@@ -11,9 +11,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from components import features
+from components import signatures
 from pipeline.report.data import (DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES, Anomaly, Blessing, CalibrationHistogram,
-                                  ConfusionCurve, HeadResult, RankingScore, RunIdentity, RunReport, SliceResult,
-                                  SplitStats, ThresholdCheck)
+                                  ConfusionCurve, FullCatalogScore, HeadResult, RankingScore, RunIdentity, RunReport,
+                                  SliceResult, SplitStats, ThresholdCheck)
 from pipeline.runs import reader
 from pipeline.runs.reader import (ANOMALIES, BLESSING, EVALUATION, EXAMPLES, LATEST, MODEL, PUSHED_MODEL, STATISTICS,
                                   RunArtifacts)
@@ -23,8 +24,12 @@ HEAD_LABELS = {
     features.INTERACTION: "P(rated): rated vs. sampled unrated movies; every eval example counts.",
     features.LIKED: (f"P(rating >= {features.LIKED_THRESHOLD:g}): weighted by `{features.INTERACTION}`, so only "
                      "rated eval movies count."),
+    signatures.SCORE_OUTPUT: ("The ranking score P(interaction) * P(liked) ** blend: NDCG@K ranks each eval user's "
+                              "examples (one query per user: held-out rated and sampled unrated movies), gains from "
+                              f"`{features.LIKED}`; users without a liked movie carry no weight."),
 }
 MAX_ANOMALIES = 20
+MODEL_RANKER, POPULAR_RANKER = "NCF (exported model)", "most popular"
 
 
 def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
@@ -41,9 +46,11 @@ def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
   statistics, anomalies = found.latest(STATISTICS), found.latest(ANOMALIES)
   model, examples = found.latest(MODEL), found.latest(EXAMPLES)
   ranking: Tuple[RankingScore, ...] = ()
+  full: Tuple[FullCatalogScore, ...] = ()
   if model is not None and examples is not None:
     model_aucs = {head.head: head.metrics["auc"] for head in heads if "auc" in head.metrics}
     ranking = ranking_scores(model.uri, examples, k, model_aucs)
+    full = full_catalog_scores(model.uri, examples)
   return RunReport(
       identity=_identity(found),
       blessing=blessing,
@@ -53,6 +60,7 @@ def load_run_report(metadata_path: Path, run: str = LATEST, k: int = DEFAULT_K,
       ranking=ranking,
       auc_lower_bounds=bounds,
       min_slice_examples=min_slice_examples,
+      full_catalog=full,
       infra_validation=verdict_in_run(found))
 
 
@@ -94,6 +102,9 @@ def _evaluation(uri: str, blessing_artifact) -> Tuple[Tuple[HeadResult, ...], Op
   baseline = next((s.name for s in eval_config.model_specs if s.is_baseline), None)
   weighted_heads = {head for spec in eval_config.model_specs for head in spec.example_weight_keys}
   head_names = [name for spec in eval_config.metrics_specs for name in spec.output_names]
+  # Slices are judged by AUC; heads without one (the ranking gate's `score`) have no slice table.
+  sliced_heads = {name for spec in eval_config.metrics_specs for name in spec.output_names
+                  if any(metric.class_name == "AUC" for metric in spec.metrics)}
 
   overall: Dict[Tuple[str, str], Dict[str, float]] = {}  # (model, head) -> metric -> value
   slices: Dict[str, List[SliceResult]] = {head: [] for head in head_names}
@@ -106,7 +117,7 @@ def _evaluation(uri: str, blessing_artifact) -> Tuple[Tuple[HeadResult, ...], Op
       continue
     feature = "×".join(k.column for k in metrics.slice_key.single_slice_keys)
     value = "×".join(_slice_value(k) for k in metrics.slice_key.single_slice_keys)
-    for head in head_names:
+    for head in sliced_heads:
       head_values = values.get((candidate, head), {})
       count = head_values.get("weighted_example_count", head_values.get("example_count", 0.0))
       slices[head].append(SliceResult(feature, value, count, head_values.get("auc", math.nan),
@@ -137,8 +148,15 @@ def _metric_values(metrics, weighted_heads) -> Dict[Tuple[str, str], Dict[str, f
     weighted = key.example_weighted.value
     if weighted != (key.output_name in weighted_heads):
       continue
-    values.setdefault((key.model_name, key.output_name), {})[key.name] = entry.value.double_value.value
+    top_k = key.sub_key.top_k.value if key.sub_key.HasField("top_k") else None
+    values.setdefault((key.model_name, key.output_name), {})[metric_name(key.name, top_k)] = (
+        entry.value.double_value.value)
   return values
+
+
+def metric_name(name: str, top_k: Optional[int]) -> str:
+  """A TFMA metric's name as the report shows it: with its cut-off for ranking metrics ("ndcg@10")."""
+  return name if top_k is None else f"{name}@{top_k}"
 
 
 def _slice_value(key) -> str:
@@ -184,11 +202,16 @@ def _threshold_checks(eval_config, validation, overall, candidate: str, baseline
   validation result. Returns the checks and each head's AUC lower bound.
   """
   from tensorflow_model_analysis.metrics import metric_specs  # pylint: disable=g-import-not-at-top
+  from tensorflow_model_analysis.metrics import metric_types  # pylint: disable=g-import-not-at-top
   from tensorflow_model_analysis.proto import config_pb2  # pylint: disable=g-import-not-at-top
 
-  failed = {(f.metric_key.name, f.metric_key.output_name, f.metric_key.is_diff)
-            for per_slice in validation.metric_validations_per_slice
-            if not per_slice.slice_key.single_slice_keys for f in per_slice.failures}
+  def shown(key: "metric_types.MetricKey") -> str:
+    return metric_name(key.name, key.sub_key.top_k if key.sub_key is not None else None)
+
+  failed = {(shown(key), key.output_name, key.is_diff)
+            for key in (metric_types.MetricKey.from_proto(f.metric_key)
+                        for per_slice in validation.metric_validations_per_slice
+                        if not per_slice.slice_key.single_slice_keys for f in per_slice.failures)}
   checks: List[ThresholdCheck] = []
   bounds: Dict[str, float] = {}
   thresholds = metric_specs.metric_thresholds_from_metrics_specs(eval_config.metrics_specs, eval_config)
@@ -196,8 +219,9 @@ def _threshold_checks(eval_config, validation, overall, candidate: str, baseline
                                                                                  item[0].name, item[0].is_diff)):
     if key.model_name != candidate:
       continue
-    value = overall.get((candidate, key.output_name), {}).get(key.name, math.nan)
-    base = overall.get((baseline, key.output_name), {}).get(key.name) if baseline is not None else None
+    name = shown(key)
+    value = overall.get((candidate, key.output_name), {}).get(name, math.nan)
+    base = overall.get((baseline, key.output_name), {}).get(name) if baseline is not None else None
     for slice_spec, threshold in slices_and_thresholds:
       if slice_spec is not None and slice_spec != config_pb2.SlicingSpec():
         continue  # the report judges the overall slice; per-slice bounds would need their own table
@@ -214,8 +238,8 @@ def _threshold_checks(eval_config, validation, overall, candidate: str, baseline
           bounds[key.output_name] = threshold.lower_bound.value
       else:
         condition = f"<= {threshold.upper_bound.value:g}"
-      checks.append(ThresholdCheck(key.output_name, key.name, condition, value, base,
-                                   (key.name, key.output_name, key.is_diff) not in failed))
+      checks.append(ThresholdCheck(key.output_name, name, condition, value, base,
+                                   (name, key.output_name, key.is_diff) not in failed))
   return checks, bounds
 
 
@@ -278,5 +302,21 @@ def ranking_scores(model_uri: str, examples, k: int, model_aucs: Dict[str, float
   popular_aucs = popularity_auc.popularity_aucs(Path(splits[features.TRAIN_SPLIT]),
                                                 Path(splits[features.EVAL_SPLIT]))
   return tuple(RankingScore(ranker, result["k"], result[key]["hit_rate"], result[key]["ndcg"], result["users"], aucs)
-               for ranker, key, aucs in (("NCF (exported model)", "model", model_aucs),
-                                         ("most popular", "most_popular", popular_aucs)))
+               for ranker, key, aucs in ((MODEL_RANKER, "model", model_aucs),
+                                         (POPULAR_RANKER, "most_popular", popular_aucs)))
+
+
+def full_catalog_scores(model_uri: str, examples) -> Tuple[FullCatalogScore, ...]:
+  """Recall@K / NDCG@K over the full catalog (pipeline.metrics.full_catalog, its default K and user sample) of the
+  Trainer's serving model and of the most-popular list, on the run's train and eval splits."""
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+
+  from pipeline.metrics import full_catalog  # pylint: disable=g-import-not-at-top
+
+  train_dir, eval_dir = (Path(artifact_utils.get_split_uri([examples], split))
+                         for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT))
+  result = full_catalog.evaluate(Path(path_utils.serving_model_path(model_uri)), train_dir, eval_dir)
+  return tuple(FullCatalogScore(ranker, result["k"], result[key]["recall"], result[key]["ndcg"], result["users"],
+                                result["eligible_users"], result["catalog_movies"])
+               for ranker, key in ((MODEL_RANKER, "model"), (POPULAR_RANKER, "most_popular")))
