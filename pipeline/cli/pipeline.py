@@ -10,7 +10,6 @@ from pipeline.cli.flags import Flag
 from components.hparams import ModelConfig, TrainConfig
 from pipeline.config import (CURATED_SCHEMA_DIR, BeamConfig, DriftConfig, EvalConfig, InfraValidationConfig,
                              PipelineConfig)
-from pipeline.data import size
 from pipeline.runners import beam
 
 
@@ -23,7 +22,10 @@ PATH_FLAGS = (
     "model_name",
 )
 MODEL_FLAGS = (Flag("gmf_embedding_dim", "gmf-dim"), Flag("mlp_embedding_dim", "mlp-dim"),
-               Flag("mlp_layers", help="Comma-separated units, e.g. 64,32,16."), "l2")
+               Flag("mlp_layers", help="Comma-separated units, e.g. 64,32,16."), "l2",
+               Flag("liked_tower", help="shared: the liked head reads the GMF and MLP towers only; mf: it adds a "
+                    "biased matrix factorisation of the rating on embeddings of its own."),
+               Flag("liked_embedding_dim", "liked-dim"), "liked_l2")
 TRAIN_FLAGS = (
     "epochs", "batch_size", "learning_rate",
     Flag("negatives_per_positive", "negatives", "Sampled unrated movies per rated pair, redrawn every epoch."),
@@ -85,6 +87,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
   """The PipelineConfig named by the flags of add_config_arguments."""
+  from pipeline.data import size  # reads the data with pandas: not imported by commands that need no config
+
   data = data_cli.data_config(args)
   return flags.from_flags(
       PipelineConfig, args, PATH_FLAGS + SPAN_FLAGS, "pipeline_",

@@ -2,8 +2,7 @@
 import argparse
 from pathlib import Path
 
-from pipeline.config import PipelineConfig
-from pipeline.report.data import DEFAULT_K, DEFAULT_MIN_SLICE_EXAMPLES
+from pipeline.config import PipelineConfig, ReportConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="SQLite ML Metadata file (default <pipeline-root>/metadata.sqlite).")
   parser.add_argument("--run", default="latest", help="'latest' or a pipeline run id (default %(default)s).")
   parser.add_argument("--out", type=Path, required=True, help="The HTML file to write.")
-  parser.add_argument("--k", type=int, default=DEFAULT_K, help="Cut-off of HR@K / NDCG@K (default %(default)s).")
-  parser.add_argument("--min-slice-examples", type=float, default=DEFAULT_MIN_SLICE_EXAMPLES,
+  parser.add_argument("--k", type=int, default=ReportConfig.k, help="Cut-off of HR@K / NDCG@K (default %(default)s).")
+  parser.add_argument("--min-slice-examples", type=float, default=ReportConfig.min_slice_examples,
                       help="Slices with fewer weighted examples are too small to judge (default %(default)s).")
   parser.set_defaults(handler=_report)
 

@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import numpy as np
 
+from pipeline.config import ReportConfig
+
 if TYPE_CHECKING:  # the verdict's module imports TensorFlow; this one stays plain data
   from pipeline.infra_validation import Verdict
 
-DEFAULT_K = 10  # HR@K / NDCG@K cut-off
-DEFAULT_MIN_SLICE_EXAMPLES = 30.0  # slices with fewer weighted examples are too small to judge
+DEFAULT_K = ReportConfig.k
+DEFAULT_MIN_SLICE_EXAMPLES = ReportConfig.min_slice_examples
 # Slice verdicts (SliceResult.verdict).
 OK, BELOW, TOO_SMALL, CANNOT_JUDGE = "ok", "below bound", "too small", "cannot judge"
 
@@ -201,9 +203,9 @@ class RunReport:
   ranking: Tuple[RankingScore, ...]
   auc_lower_bounds: Dict[str, float]  # head -> AUC lower bound on the overall slice
   min_slice_examples: float  # slices with fewer weighted examples are too small to judge
-  full_catalog: Tuple[FullCatalogScore, ...] = ()  # empty when there was no trained model
   # The InfraValidator's verdict; None when it did not run (turned off, or the run stopped earlier).
   infra_validation: Optional["Verdict"] = None
+  full_catalog: Tuple[FullCatalogScore, ...] = ()  # empty when there was no trained model
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
