@@ -4,7 +4,7 @@
 through `custom_config`.
 """
 import dataclasses
-from typing import Literal, Tuple
+from typing import Literal, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,4 +48,9 @@ class TrainConfig:
   recommend_candidates: int = 500
   vocab_oov_buckets: int = 1
   seed: int = 7  # seeds weight init, shuffling and negative sampling
+  # Start from the latest blessed model (the Trainer's base_model, components/warm_start.py): its rows of the ids
+  # both vocabularies know, copied by id, and its other weights; the first run, without one, trains cold.
+  warm_start: bool = False
+  # Epochs of a warm-started Trainer (None: `epochs`); BENCHMARKS.md, "Warm start".
+  warm_start_epochs: Optional[int] = None
   shuffle_labels: bool = False  # tests only: trains a deliberately worse candidate that must not be blessed

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 
 import keras
@@ -25,6 +25,7 @@ from components import features
 from components import model as ncf_model
 from components import model_export
 from components import negatives
+from components import warm_start
 from components.hparams import ModelConfig, TrainConfig
 
 _LOG = logging.getLogger(__name__)
@@ -180,11 +181,21 @@ def epochs_for(steps_per_epoch: int, config: TrainConfig) -> int:
 
 def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
                 dataset_factory: DatasetFactory, model_config: ModelConfig,
-                train_config: TrainConfig) -> Tuple[keras.Model, Catalog]:
-  """Builds the NeuMF sized from Transform's vocabularies and fits it for `train_config.epochs` epochs."""
+                train_config: TrainConfig, base_model_dir: Optional[str] = None) -> Tuple[keras.Model, Catalog]:
+  """Builds the NeuMF sized from Transform's vocabularies and fits it for `train_config.epochs` epochs.
+
+  With `base_model_dir` (a serving SavedModel of an earlier run) the new model first takes its weights
+  (components/warm_start.py) and fits for `train_config.warm_start_epochs` (None: `epochs`). The optimizer
+  starts fresh either way.
+  """
   keras.utils.set_random_seed(train_config.seed)
   catalog = scan_catalog(train_files, tf_transform_output, dataset_factory)
   model = ncf_model.build_model(catalog.num_users, catalog.num_movies, catalog.movie_genres, model_config)
+  if base_model_dir:
+    warm_start.warm_start(model, base_model_dir, {
+        name: tf_transform_output.vocabulary_by_name(name) for name in warm_start.ID_TABLES})
+    if train_config.warm_start_epochs is not None:
+      train_config = dataclasses.replace(train_config, epochs=train_config.warm_start_epochs)
   losses = {head: keras.losses.BinaryCrossentropy() for head in ncf_model.HEADS}
   loss_weights = {ncf_model.INTERACTION_HEAD: train_config.interaction_loss_weight,
                   ncf_model.LIKED_HEAD: train_config.liked_loss_weight}
@@ -209,7 +220,12 @@ def run_fn(fn_args: Any) -> None:
   """
   model_config, train_config = configs_from_custom_config(fn_args.custom_config)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  # fn_args.base_model: the latest blessed model's serving SavedModel when the pipeline resolved one
+  # (TrainConfig.warm_start); None on the first run, which trains cold.
+  base_model = fn_args.base_model if train_config.warm_start else None
+  if train_config.warm_start and not base_model:
+    _LOG.info("Trainer: warm start asked for, but there is no blessed model yet: training cold")
   model, _ = train_model(fn_args.train_files, tf_transform_output, fn_args.data_accessor.tf_dataset_factory,
-                         model_config, train_config)
+                         model_config, train_config, base_model_dir=base_model)
   model_export.export_serving_model(model, tf_transform_output, Path(fn_args.serving_model_dir), train_config,
                                     model_name=fn_args.custom_config["model_name"])

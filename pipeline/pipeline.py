@@ -1,7 +1,7 @@
 """The TFX pipeline: ImportExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator
 -> AnomaliesGate [spans: -> DriftValidator -> DriftGate, and a window of spans for Transform and Trainer]
--> Transform -> Trainer (two-head NeuMF) -> Evaluator (vs. the latest blessed model)
--> InfraValidator (served in a model server subprocess) -> Pusher.
+-> Transform -> Trainer (two-head NeuMF; with warm start, from the latest blessed model)
+-> Evaluator (vs. the latest blessed model) -> InfraValidator (served in a model server subprocess) -> Pusher.
 """
 import dataclasses
 import json
@@ -127,6 +127,16 @@ def _baseline_resolver(config: EvalConfig, candidate: tfx.dsl.Channel) -> tfx.ds
   return tfx.dsl.Resolver(strategy_class=strategy, **channels).with_id("latest_blessed_model_resolver")
 
 
+def _warm_start_resolver() -> tfx.dsl.Resolver:
+  """The Resolver of the Trainer's base_model (TrainConfig.warm_start): the latest blessed model, none on the
+  first run. TFX's LatestBlessedModelStrategy, which the Kubeflow V2 compiler compiles too."""
+  return tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
+          "warm_start_model_resolver")
+
+
 def _example_gen(config: PipelineConfig) -> tfx.components.ImportExampleGen:
   """ImportExampleGen of the splits train/eval/ranking; with spans, of span-{SPAN}/<split>/, the latest span or
   `config.span`."""
@@ -210,8 +220,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   transform.add_upstream_node(anomalies_gate)
   if span_drift_gate is not None:
     transform.add_upstream_node(span_drift_gate)
+  warm_start = _warm_start_resolver() if config.train.warm_start else None
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN,
+      base_model=warm_start.outputs["model"] if warm_start else None,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
@@ -239,7 +251,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
       push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
           base_directory=str(config.serving_dir / config.model_name))))
   components: List = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, *span_nodes,
-                      transform,
+                      transform, *filter(None, [warm_start]),
                       trainer, baseline_resolver, evaluator, *filter(None, [infra_validator]), pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -32,6 +32,9 @@ TRAIN_FLAGS = (
     "negative_sampler", "interaction_loss_weight", "liked_loss_weight",
     Flag("liked_blend", help="Ranking score = P(interaction) * P(liked) ** blend."),
     "id_dropout", "recommend_k", "recommend_candidates",
+    Flag("warm_start", help="Start the Trainer from the latest blessed model (ids both vocabularies know keep "
+                            "their rows); the first run trains cold."),
+    Flag("warm_start_epochs", help="Epochs of a warm-started Trainer (None: --epochs)."),
 )
 EVAL_FLAGS = ("min_liked_auc", "min_interaction_auc", "max_auc_regression", "ndcg_k", "min_ndcg", "max_ndcg_regression")
 INFRA_FLAGS = (

@@ -50,6 +50,8 @@ class RunArtifacts:
   executions: Tuple[NodeExecution, ...]
   outputs: Dict[Tuple[str, str], list]  # (artifact type, output key) -> artifacts, newest last
   example_gen_input_base: Optional[str]
+  # (node id, input key) -> the input artifacts of the node's execution in the run, e.g. ("Trainer", "base_model")
+  inputs: Dict[Tuple[str, str], list] = dataclasses.field(default_factory=dict)
 
   def latest(self, kind: Tuple[str, str]):
     """The newest artifact of `kind` in the run, or None when no execution of the run produced one."""
@@ -112,20 +114,26 @@ def read_run(store, run: str = LATEST, pipeline_name: Optional[str] = None) -> R
   output_types = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
   keyed = [(event.artifact_id, event.path.steps[0].key) for event in events
            if event.type in output_types and event.path.steps]
-  artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({artifact_id for artifact_id, _ in keyed}))}
+  keyed_inputs = [(event.execution_id, event.artifact_id, event.path.steps[0].key) for event in events
+                  if event.type == metadata_store_pb2.Event.INPUT and event.path.steps]
+  artifact_ids = {artifact_id for artifact_id, _ in keyed} | {artifact_id for _, artifact_id, _ in keyed_inputs}
+  artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted(artifact_ids))}
   types = {t.id: t for t in store.get_artifact_types_by_id(sorted({a.type_id for a in artifacts.values()}))}
+
+  def deserialized(artifact_id: int):
+    artifact = artifacts[artifact_id]
+    return artifact_utils.deserialize_artifact(types[artifact.type_id], artifact)
+
   outputs: Dict[Tuple[str, str], list] = {}
   for artifact_id, key in keyed:
-    artifact = artifacts[artifact_id]
-    artifact_type = types[artifact.type_id]
-    outputs.setdefault((artifact_type.name, key), []).append(
-        artifact_utils.deserialize_artifact(artifact_type, artifact))
+    outputs.setdefault((types[artifacts[artifact_id].type_id].name, key), []).append(deserialized(artifact_id))
   for found in outputs.values():
     found.sort(key=lambda a: a.mlmd_artifact.create_time_since_epoch)
 
   nodes: List[NodeExecution] = []
   input_base = None
   names = set()
+  node_of: Dict[int, str] = {}
   for execution in executions:
     # TFX records a component's exec properties as the execution's MLMD custom properties.
     if "input_base" in execution.custom_properties:
@@ -133,13 +141,17 @@ def read_run(store, run: str = LATEST, pipeline_name: Optional[str] = None) -> R
     node = next(c.name for c in store.get_contexts_by_execution(execution.id) if c.type == NODE_CONTEXT_TYPE)
     pipeline, node_id = node.rsplit(".", 1)  # node contexts are named "<pipeline>.<node id>"
     names.add(pipeline)
+    node_of[execution.id] = node_id
     nodes.append(NodeExecution(
         node_id, metadata_store_pb2.Execution.State.Name(execution.last_known_state),
         (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0,
         execution.create_time_since_epoch, execution.last_update_time_since_epoch))
+  inputs: Dict[Tuple[str, str], list] = {}
+  for execution_id, artifact_id, key in keyed_inputs:
+    inputs.setdefault((node_of[execution_id], key), []).append(deserialized(artifact_id))
   return RunArtifacts(pipeline_name=pipeline_name or next(iter(names), ""), run_id=context.name,
                       created_ms=context.create_time_since_epoch, executions=tuple(nodes), outputs=outputs,
-                      example_gen_input_base=input_base)
+                      example_gen_input_base=input_base, inputs=inputs)
 
 
 def split_names(artifact) -> List[str]:

@@ -61,6 +61,8 @@ class RunSummary:
   # The InfraValidator's verdict (pipeline/infra_validation.py); None when it did not run.
   infra_blessed: Optional[bool] = None
   infra_validation: str = ""  # its one-line description: queries and seconds, or why the model was refused
+  # The URI of the Model artifact the Trainer warm-started from (its base_model input); None: it trained cold.
+  warm_start_from: Optional[str] = None
 
   def as_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -84,6 +86,7 @@ class RunSummary:
     lines.append("blessed: " + {True: "yes", False: "NO", None: "not evaluated"}[self.blessed])
     if self.failed_checks:
       lines.append("failed: " + ", ".join(self.failed_checks))
+    lines.append(f"warm start: {'from ' + self.warm_start_from if self.warm_start_from else 'no (trained cold)'}")
     lines.append(f"infra validation: {self.infra_validation or 'not run'}")
     lines.append(f"pushed: {self.pushed_path or 'nothing'}")
     lines.append("wall time per component:")
@@ -213,4 +216,12 @@ def summarize(config: PipelineConfig) -> RunSummary:
       pushed_path=pushed_path, components=components, wall_seconds=found.wall_seconds, ranking=ranking,
       full_catalog=full,
       infra_blessed=infra.blessed if infra is not None else None,
-      infra_validation=infra.describe() if infra is not None else "")
+      infra_validation=infra.describe() if infra is not None else "",
+      warm_start_from=warm_start_from(found))
+
+
+def warm_start_from(found: reader.RunArtifacts) -> Optional[str]:
+  """The URI of the Model the run's Trainer took as its base_model (TrainConfig.warm_start), or None when it had
+  none (warm start off, or no blessed model yet) or did not run."""
+  base_models = found.inputs.get(("Trainer", "base_model"), [])
+  return base_models[-1].uri if base_models else None
