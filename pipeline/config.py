@@ -171,3 +171,36 @@ class PipelineConfig:
   eval: EvalConfig = EvalConfig()
   drift: DriftConfig = DriftConfig()
   infra_validation: InfraValidationConfig = InfraValidationConfig()
+
+
+InjectionKind = Literal["shuffled-labels", "drifted-genres", "corrupt-eval"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+  """`recsys replay` (pipeline/replay/): the pipeline run span after span while a model server serves the pushed
+  versions and a load generator calls it.
+
+  Attributes:
+    first_span / spans: replay spans first_span .. first_span + spans - 1 (spans None: to the last one).
+    callers: closed-loop callers of the load generator (each sends `think_s` after its previous answer
+      arrived), half of the requests `predict` (one user x `movies_per_request` movies), half `recommend`.
+    think_s: the callers' think time. Without it two callers alone keep a core of a 2-core machine busy
+      (client and server), which the pipeline then lacks; with 0.05 s they send about 35 requests a second.
+    movies_per_request: rows of each `predict` request.
+    request_timeout_s: deadline of each request; a request past it counts as failed.
+    swap_window_s: the latency around a version swap is taken over the requests sent this long before and after
+      the first answer of the new version; the rest is steady state.
+    server: the model server (`recsys serve --server`).
+    inject: "SPAN:KIND" bad data put into a span before it runs (pipeline/replay/inject.py), KIND one of
+      InjectionKind: the loop's defences must keep it from being pushed.
+  """
+  first_span: int = 1
+  spans: Optional[int] = None
+  callers: int = 2
+  think_s: float = 0.05
+  movies_per_request: int = 10
+  request_timeout_s: float = 10.0
+  swap_window_s: float = 10.0
+  server: ModelServerChoice = "auto"
+  inject: Tuple[str, ...] = ()

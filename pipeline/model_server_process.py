@@ -1,4 +1,4 @@
-"""One model served by a model server in a subprocess, for infra validation.
+"""One model served by a model server in a subprocess, for infra validation and `recsys replay`.
 
 The server is started through `recsys serve` (serving/launcher.py), so it is tensorflow_model_server when that
 is on PATH and the project's embedded server otherwise, with TF Serving's flags: the model's base path, batching
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
@@ -68,8 +68,8 @@ class ServedModel:
     self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
     self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-  def wait_until_available(self, timeout_s: float) -> None:
-    """Polls GetModelStatus until a version of the model is AVAILABLE.
+  def wait_until_available(self, timeout_s: float, version: Optional[int] = None) -> None:
+    """Polls GetModelStatus until a version of the model (`version`, if given) is AVAILABLE.
 
     Raises:
       ModelNotAvailableError: the process exited, a version ended with a load error, or `timeout_s` passed;
@@ -89,13 +89,13 @@ class ServedModel:
       except grpc.RpcError as error:  # not listening yet, or the model not known yet
         last_state = f"{error.code().name}: {error.details()}"
         versions = []
-      if any(version.state == State.AVAILABLE for version in versions):
+      if any(v.state == State.AVAILABLE and version in (None, v.version) for v in versions):
         return
-      for version in versions:
-        if version.state == State.END and version.status.error_code:
+      for failed in versions:
+        if failed.state == State.END and failed.status.error_code and version in (None, failed.version):
           raise ModelNotAvailableError(
-              f"the {self.server} failed to load version {version.version} of model {self.model_name!r}: "
-              f"{version.status.error_message}")
+              f"the {self.server} failed to load version {failed.version} of model {self.model_name!r}: "
+              f"{failed.status.error_message}")
       if versions:
         last_state = ", ".join(f"version {v.version} {State.Name(v.state)}" for v in versions)
       if time.monotonic() > deadline:
@@ -129,15 +129,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def served_model(model_name: str, base_path: Path, choice: ModelServerChoice, log_path: Path) -> Iterator[ServedModel]:
+def served_model(model_name: str, base_path: Path, choice: ModelServerChoice, log_path: Path,
+                 poll_wait_s: int = 0) -> Iterator[ServedModel]:
   """Starts a server (`recsys serve --server choice`) for the numbered versions under `base_path`, with
   batching on (the shipped BatchingParameters) and its output in `log_path`; yields at once, while it loads.
+  `poll_wait_s` > 0 makes it look for new versions that often (0: the versions there at its start only).
   The process is stopped when the block ends, also on an error or an interrupt."""
   port = free_port()
   command = [sys.executable, "-m", "pipeline.cli", "serve", f"--server={choice}", f"--port={port}",
              f"--model_name={model_name}", f"--model_base_path={base_path.resolve()}",
              "--enable_batching", f"--batching_parameters_file={config_files.BATCHING_PARAMETERS_FILE}",
-             "--file_system_poll_wait_seconds=0"]  # the one version is there before the server starts
+             f"--file_system_poll_wait_seconds={poll_wait_s}"]
   with log_path.open("wb") as log:
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
   try:

@@ -1,7 +1,9 @@
 """Resolver strategies over spans: the rolling window of the last N spans, and the span before this run's one.
 
-Both end at the span this run's ExampleGen read (`current`), not at the largest span ML Metadata holds, and keep
-the newest artifact of each span: TFX's SpanRangeStrategy (RollingRange) ends at the largest span of any run, so a
+Both end at the span this run's ExampleGen read (`current`), not at the largest span ML Metadata holds, look back
+only at accepted spans (ones a Transform run completed on: a span that the anomalies or the drift gate stopped
+never enters a window and is never the reference of a drift check, so one bad span does not poison the next), and
+keep the newest artifact of each span: TFX's SpanRangeStrategy (RollingRange) ends at the largest span of any run, so a
 run on an older span would train on later data, and it keeps every artifact of a span, so a span imported again
 after its files changed would count twice. TFX 1.16's Kubeflow V2 compiler compiles neither strategy (it knows
 LatestArtifactStrategy and LatestBlessedModelStrategy only; see pipeline/runners/kubeflow.py).
@@ -20,6 +22,7 @@ HISTORY = "history"
 CURRENT = "current"
 PREVIOUS_EXAMPLES = "previous_examples"
 PREVIOUS_STATISTICS = "previous_statistics"
+TRANSFORM_TYPE_SUFFIX = ".Transform"  # the MLMD execution type of TFX's Transform component
 SPAN = "span"  # ExampleGen records it as a custom property (StatisticsGen's copy of it reads the unset property: 0)
 
 
@@ -37,9 +40,28 @@ def newest_per_span(artifacts: List[types.Artifact], last_span: int) -> Dict[int
   return newest
 
 
+def accepted(store: mlmd.MetadataStore, artifacts: Dict[int, types.Artifact]) -> Dict[int, types.Artifact]:
+  """The entries of `artifacts` ({span: Examples}) that a Transform execution read and completed on."""
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+
+  if not artifacts:
+    return {}
+  readers: Dict[int, List[int]] = {}
+  for event in store.get_events_by_artifact_ids([a.id for a in artifacts.values()]):
+    if event.type == metadata_store_pb2.Event.INPUT:
+      readers.setdefault(event.execution_id, []).append(event.artifact_id)
+  executions = store.get_executions_by_id(list(readers))
+  types_by_id = {t.id: t.name for t in store.get_execution_types_by_id(list({e.type_id for e in executions}))}
+  done = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+  trained = {artifact_id for e in executions
+             if types_by_id[e.type_id].endswith(TRANSFORM_TYPE_SUFFIX) and e.last_known_state in done
+             for artifact_id in readers[e.id]}
+  return {span: artifact for span, artifact in artifacts.items() if artifact.id in trained}
+
+
 class SpanWindowStrategy(tfx.dsl.experimental.ResolverStrategy):
-  """Resolves `history` (Examples) to the newest artifact of each of the last `num_spans` spans up to `current`'s
-  span, oldest span first (`current` passes through)."""
+  """Resolves `history` (Examples) to `current` and the newest artifact of each of the accepted spans before it,
+  the last `num_spans` spans in all, oldest span first (`current` passes through)."""
 
   def __init__(self, num_spans: int):
     if num_spans < 1:
@@ -49,13 +71,15 @@ class SpanWindowStrategy(tfx.dsl.experimental.ResolverStrategy):
   def resolve_artifacts(self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
                         ) -> Optional[Dict[str, List[types.Artifact]]]:
     current = input_dict[CURRENT]
-    newest = newest_per_span(input_dict[HISTORY] + current, max(span_of(a) for a in current))
+    last_span = max(span_of(a) for a in current)
+    newest = accepted(store, newest_per_span(input_dict[HISTORY], last_span - 1))
+    newest.update({span_of(a): a for a in current})
     return {HISTORY: [newest[span] for span in sorted(newest)[-self._num_spans:]], CURRENT: current}
 
 
 class PreviousSpanStrategy(tfx.dsl.experimental.ResolverStrategy):
   """Resolves `previous_examples` (every Examples artifact of ExampleGen) to the newest artifact of the largest
-  span below `current`'s that has statistics, and `previous_statistics` (every ExampleStatistics) to the newest
+  accepted span below `current`'s that has statistics, and `previous_statistics` (every ExampleStatistics) to the newest
   statistics computed from it; both empty when there is none (the first span). `current` passes through.
 
   StatisticsGen's artifacts carry no usable span (see SPAN), so the statistics are found by lineage in ML
@@ -67,7 +91,7 @@ class PreviousSpanStrategy(tfx.dsl.experimental.ResolverStrategy):
     from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
 
     current = input_dict[CURRENT]
-    newest = newest_per_span(input_dict[PREVIOUS_EXAMPLES], min(span_of(a) for a in current) - 1)
+    newest = accepted(store, newest_per_span(input_dict[PREVIOUS_EXAMPLES], min(span_of(a) for a in current) - 1))
     for span in sorted(newest, reverse=True):  # a span whose StatisticsGen failed has none: the one before it
       readers = {event.execution_id for event in store.get_events_by_artifact_ids([newest[span].id])
                  if event.type == metadata_store_pb2.Event.INPUT}

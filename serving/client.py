@@ -3,20 +3,22 @@ with the version pinned by number or label.
 
 It needs only grpcio, protobuf and numpy: the TF Serving protos come from `serving.client_protos` (generated at
 build time by serving/generate_client_protos.py) and tensors are converted by `serving.tensor_codec`, so
-importing it does not import TensorFlow.
+importing it does not import TensorFlow. NumPy and the codec are imported by the calls that convert tensors, so
+`status` and `metadata` need neither (`recsys status` starts in about half a second).
 """
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import grpc
-import numpy as np
 
-from serving import tensor_codec
 from serving.client_protos.tensorflow_serving.apis import get_model_metadata_pb2
 from serving.client_protos.tensorflow_serving.apis import get_model_status_pb2
 from serving.client_protos.tensorflow_serving.apis import model_pb2
 from serving.client_protos.tensorflow_serving.apis import model_service_pb2_grpc
 from serving.client_protos.tensorflow_serving.apis import predict_pb2
 from serving.client_protos.tensorflow_serving.apis import prediction_service_pb2_grpc
+
+if TYPE_CHECKING:
+  import numpy as np
 
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -36,8 +38,11 @@ def model_spec(model_name: str, signature_name: str = "", version: Optional[int]
   return spec
 
 
-def predict_request(spec: model_pb2.ModelSpec, inputs: Dict[str, np.ndarray]) -> predict_pb2.PredictRequest:
+def predict_request(spec: model_pb2.ModelSpec, inputs: Dict[str, "np.ndarray"]) -> predict_pb2.PredictRequest:
   """A PredictRequest for `spec` with `inputs` {input name: array} (strings: object arrays of bytes or str)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from serving import tensor_codec  # pylint: disable=import-outside-toplevel
+
   request = predict_pb2.PredictRequest(model_spec=spec)
   for key, value in inputs.items():
     tensor_codec.from_ndarray(np.asarray(value), request.inputs[key])
@@ -87,7 +92,7 @@ class ServingClient:
             "`make serve` or `recsys serve`, or pass --target HOST:PORT") from e
       raise
 
-  def predict_raw(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> predict_pb2.PredictResponse:
+  def predict_raw(self, signature_name: str, inputs: Dict[str, "np.ndarray"]) -> predict_pb2.PredictResponse:
     """Predict on `signature_name` with `inputs` {input name: array}; returns the response as it came.
 
     Raises:
@@ -95,9 +100,11 @@ class ServingClient:
     """
     return self._call(self._predictions.Predict, predict_request(self.model_spec(signature_name), inputs))
 
-  def predict_arrays(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  def predict_arrays(self, signature_name: str, inputs: Dict[str, "np.ndarray"]) -> Dict[str, "np.ndarray"]:
     """predict_raw() with the outputs decoded: {output name: array}."""
     response = self.predict_raw(signature_name, inputs)
+    from serving import tensor_codec  # pylint: disable=import-outside-toplevel
+
     return {key: tensor_codec.to_ndarray(value) for key, value in response.outputs.items()}
 
   def status(self) -> get_model_status_pb2.GetModelStatusResponse:

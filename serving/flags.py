@@ -1,6 +1,8 @@
-"""tensorflow_model_server's flags: same names, same defaults, same `--flag=value` / bare boolean syntax."""
+"""tensorflow_model_server's flags: same names, same defaults, same `--flag=value` / bare boolean syntax; and the
+launcher's own two (serving/launcher.py), here so that declaring them imports no server code."""
 import argparse
 import dataclasses
+from pathlib import Path
 
 
 @dataclasses.dataclass
@@ -98,3 +100,11 @@ def to_argv(options: ServerOptions) -> list:
       argv.append(f"--{field.name}={str(value).lower() if isinstance(value, bool) else value}")
   return argv
 
+
+
+def add_launcher_flags(parser: argparse.ArgumentParser) -> None:
+  """`recsys serve`'s options that are not tensorflow_model_server flags: which server, and --serving_dir."""
+  parser.add_argument("--server", choices=("auto", "tfs", "embedded"), default="auto",
+                      help="auto: tensorflow_model_server when on PATH, else the embedded server.")
+  parser.add_argument("--serving_dir", type=Path, default=None,
+                      help="Local folder that stands in for /models/ in --model_config_file (e.g. out/serving).")

@@ -26,13 +26,6 @@ TFS_BINARY = "tensorflow_model_server"
 log = logging.getLogger(__name__)
 
 
-def add_launcher_flags(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--server", choices=("auto", "tfs", "embedded"), default="auto",
-                      help="auto: tensorflow_model_server when on PATH, else the embedded server.")
-  parser.add_argument("--serving_dir", type=Path, default=None,
-                      help="Local folder that stands in for /models/ in --model_config_file (e.g. out/serving).")
-
-
 def resolve_model_config(config: model_server_config_pb2.ModelServerConfig,
                          serving_dir: Path) -> model_server_config_pb2.ModelServerConfig:
   """A copy of `config` for local use: base paths /models/X -> serving_dir/X (absolute), and each model's

@@ -121,3 +121,18 @@ def test_anomalies_and_not_blessed_map_to_their_status():
   assert status == 2 and line.splitlines()[0].startswith("error: ExampleValidator found anomalies; ")
   assert cli.expected_error(NotBlessedError("not blessed")) == (1, "error: not blessed")
   assert cli.expected_error(KeyError("a bug")) is None  # unexpected errors keep their traceback
+
+
+def test_replay_refuses_what_it_cannot_run_in_one_error_line(tmp_path, capsys):
+  from pipeline.cli.replay import ReplayDirectoryError
+  from pipeline.replay.inject import InjectionError
+
+  line = _fails(["replay", "--out", str(tmp_path)], 2, capsys, ReplayDirectoryError)
+  assert "needs --span-by" in line
+  (tmp_path / "pipeline").mkdir()
+  (tmp_path / "pipeline" / "metadata.sqlite").write_bytes(b"")
+  line = _fails(["replay", "--span-by", "week", "--out", str(tmp_path)], 2, capsys, ReplayDirectoryError)
+  assert "holds an earlier replay; pass --fresh" in line
+  line = _fails(["replay", "--span-by", "week", "--out", str(tmp_path / "r"), "--inject", "2:stale-labels"], 2,
+                capsys, InjectionError)
+  assert "expected SPAN:KIND with KIND one of shuffled-labels, drifted-genres, corrupt-eval" in line

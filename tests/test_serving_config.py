@@ -107,7 +107,7 @@ def test_resolve_model_config_needs_a_pushed_version(tmp_path):
 def serve_args(argv):
   parser = argparse.ArgumentParser()
   flags.add_server_flags(parser)
-  launcher.add_launcher_flags(parser)
+  flags.add_launcher_flags(parser)
   return parser.parse_args(argv)
 
 

@@ -29,6 +29,10 @@ EXPECTED_ERRORS: Tuple[Tuple[str, str, int, str], ...] = (
     ("pipeline.runs.reader", "RunNotFoundError", USAGE_ERROR, "pass --run latest or one of the runs listed"),
     ("pipeline.runs.summary", "NotBlessedError", RUNTIME_ERROR, ""),
     ("serving.client", "ServerUnreachableError", RUNTIME_ERROR, ""),
+    ("pipeline.cli.replay", "ReplayDirectoryError", USAGE_ERROR, ""),
+    ("pipeline.replay.inject", "InjectionError", USAGE_ERROR, ""),
+    ("pipeline.replay.loop", "ReplayError", RUNTIME_ERROR, "see server.log in the replay's --out"),
+    ("pipeline.replay.traffic", "TrafficError", RUNTIME_ERROR, "see loadtest.log in the replay's --out"),
     ("pipeline.runners.beam_cluster", "ClusterStartError", RUNTIME_ERROR,
      "see the service's log named above, or pick other ports with --job-port / --worker-pool-port"),
     ("serving.config_files", "ConfigFileError", USAGE_ERROR, "fix the file or the flag that names it"),
@@ -43,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
   from pipeline.cli import beam as beam_cli
   from pipeline.cli import data as data_cli
   from pipeline.cli import pipeline as pipeline_cli
+  from pipeline.cli import replay as replay_cli
   from pipeline.cli import report as report_cli
   from pipeline.cli import serving as serving_cli
 
@@ -56,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
   data_cli.register(subparsers)
   pipeline_cli.register(subparsers)
   report_cli.register(subparsers)
+  replay_cli.register(subparsers)
   serving_cli.register(subparsers)
   return parser
 

@@ -85,7 +85,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   flags.add_flags(spans, PipelineConfig, SPAN_FLAGS, "pipeline_")
   flags.add_flags(spans, DriftConfig, DRIFT_FLAGS, "drift_")
   flags.add_flags(parser.add_argument_group("infra validation"), InfraValidationConfig, INFRA_FLAGS, "infra_")
-  flags.add_flags(parser.add_argument_group("beam"), BeamConfig, BEAM_FLAGS, "beam_")
+  beam_flags = parser.add_argument_group("beam")
+  flags.add_flags(beam_flags, BeamConfig, BEAM_FLAGS, "beam_")
+  beam_flags.add_argument("--beam-arg", action="append", metavar="ARG",
+                          help="A Beam argument passed through to every Beam-based step (Dataflow/Flink/Spark "
+                               "runner options), e.g. --beam-arg=--runner=DataflowRunner "
+                               "--beam-arg=--region=us-central1; repeatable.")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -97,7 +102,6 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
       PipelineConfig, args, PATH_FLAGS + SPAN_FLAGS, "pipeline_",
       examples_dir=args.pipeline_examples_dir or Path("out/examples") / data.dataset,
       schema_dir=None if args.infer_schema else args.schema_dir,
-      # --beam-arg: `run` adds it, `compile` (runners/kubeflow.py) too
       beam_args=beam.beam_args(flags.from_flags(BeamConfig, args, BEAM_FLAGS, "beam_",
                                                 extra_args=tuple(args.beam_arg or ())),
                                ratings=size.expected_ratings(data)),
@@ -157,9 +161,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   run = commands.add_parser("run", help="Prepare the data and run the pipeline here (LocalDagRunner, SQLite "
                                         "ML Metadata).")
   add_config_arguments(run)
-  run.add_argument("--beam-arg", action="append", metavar="ARG",
-                   help="Extra Beam argument passed through (Dataflow/Flink/Spark runner options), e.g. "
-                        "--beam-arg=--runner=FlinkRunner; repeatable.")
   run.add_argument("--summary-json", type=Path, help="Also write the end-of-run summary to this JSON file.")
   run.add_argument("--report", type=Path, metavar="HTML",
                    help="Also write the evaluation report of this run (HTML, PNGs beside it).")
@@ -188,15 +189,14 @@ def _spec_path(text: str) -> Path:
 def _compile(args: argparse.Namespace) -> int:
   from pipeline.runners import kubeflow as kubeflow_runner
 
-  kubeflow_runner.write_spec(kubeflow_runner.compile_pipeline(config_from_args(args), args.image), args.output)
-  print(f"wrote {args.output} (image {args.image})")
+  image = args.image or kubeflow_runner.DEFAULT_IMAGE
+  kubeflow_runner.write_spec(kubeflow_runner.compile_pipeline(config_from_args(args), image), args.output)
+  print(f"wrote {args.output} (image {image})")
   return 0
 
 
 def _add_compile(commands: argparse._SubParsersAction) -> None:
   """Adds `recsys pipeline compile`: the same flags as `run`, so both build the same pipeline."""
-  from pipeline.runners import kubeflow as kubeflow_runner
-
   parser = commands.add_parser(
       "compile", help="Compile the pipeline into a KFP v2 pipeline spec for Kubeflow Pipelines or Vertex AI.",
       description="Compiles the pipeline `pipeline run` runs. Its paths are chosen per run instead: the "
@@ -206,9 +206,7 @@ def _add_compile(commands: argparse._SubParsersAction) -> None:
   add_config_arguments(parser)
   parser.add_argument("--output", type=_spec_path, required=True,
                       help="PipelineSpec file to write, e.g. kubeflow/pipeline.yaml.")
-  parser.add_argument("--image", default=kubeflow_runner.DEFAULT_IMAGE,
-                      help="Container image of every step, built from kubeflow/Dockerfile (default %(default)s).")
-  parser.add_argument("--beam-arg", action="append", metavar="ARG",
-                      help="A Beam argument for every Beam-based step, e.g. --beam-arg=--runner=DataflowRunner "
-                           "--beam-arg=--region=us-central1; repeatable.")
+  parser.add_argument("--image", default=None,
+                      help="Container image of every step, built from kubeflow/Dockerfile (default "
+                           "movielens-ncf-tfx:<the installed version>).")
   parser.set_defaults(handler=_compile)

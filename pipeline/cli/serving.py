@@ -9,11 +9,11 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from components import signatures
 from pipeline.config import PipelineConfig
 from serving import flags
-from serving import launcher
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   serve = subparsers.add_parser(
       "serve", help="Start a TF-Serving-compatible model server (tensorflow_model_server's flags).")
   flags.add_server_flags(serve)
-  launcher.add_launcher_flags(serve)
+  flags.add_launcher_flags(serve)
   serve.set_defaults(handler=_serve)
 
   predict = subparsers.add_parser("predict", help="Score one user against movies (signature 'predict').")
@@ -48,12 +48,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
   loadtest = subparsers.add_parser("loadtest", help="Load-test the server: latency percentiles, QPS, errors.")
   _add_client_flags(loadtest)
-  loadtest.add_argument("--mode", choices=(signatures.PREDICT, signatures.RECOMMEND), default=signatures.PREDICT,
-                        help="The signature to call.")
+  loadtest.add_argument("--mode", choices=(signatures.PREDICT, signatures.RECOMMEND, "mixed"),
+                        default=signatures.PREDICT, help="The signature to call; mixed: either, half and half.")
   loadtest.add_argument("--concurrency", type=int, default=8, help="Callers (closed loop) / in-flight cap.")
-  loadtest.add_argument("--duration", type=float, default=10.0, help="Seconds.")
+  loadtest.add_argument("--duration", type=float, default=10.0,
+                        help="Seconds (inf: until SIGTERM or Ctrl-C, which end the run with its result).")
   loadtest.add_argument("--rate", type=float, default=None, help="Requests per second (open loop).")
+  loadtest.add_argument("--think", type=float, default=0.0,
+                        help="Closed loop: seconds each caller waits between an answer and its next request.")
   loadtest.add_argument("--movies-per-request", type=int, default=1, help="Predict rows per request.")
+  loadtest.add_argument("--ids", type=Path, default=None,
+                        help='JSON {"users": [...], "movies": [...]} of the ids to send (default: MovieLens '
+                             "100K's).")
+  loadtest.add_argument("--trace", type=Path, default=None,
+                        help="Also write one CSV row per request (send time, signature, status, version, ms).")
   loadtest.add_argument("--json", action="store_true", help="Print the result as JSON.")
   loadtest.set_defaults(handler=_loadtest)
 
@@ -68,6 +76,7 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  from serving import launcher  # pylint: disable=import-outside-toplevel  (the server's protos: `serve` only)
   return launcher.serve(args)  # its config errors become `error:` lines in pipeline/cli/__init__.py
 
 
@@ -167,9 +176,17 @@ def _metadata(args: argparse.Namespace) -> int:
 
 def _loadtest(args: argparse.Namespace) -> int:
   import dataclasses  # pylint: disable=import-outside-toplevel
-  from pipeline.recommender.loadtest import run_loadtest  # pylint: disable=import-outside-toplevel
-  result = run_loadtest(args.target, args.mode, args.concurrency, args.duration, args.rate, args.model_name,
-                        movies_per_request=args.movies_per_request, timeout_s=args.timeout,
-                        model_version=args.model_version, version_label=args.version_label)
+  from pipeline.recommender import loadtest  # pylint: disable=import-outside-toplevel
+  ids = {}
+  if args.ids:
+    try:
+      ids["users"], ids["movies"] = loadtest.read_ids(args.ids)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+  result = loadtest.run_loadtest(args.target, args.mode, args.concurrency, args.duration, args.rate,
+                                 args.model_name, movies_per_request=args.movies_per_request, timeout_s=args.timeout,
+                                 model_version=args.model_version, version_label=args.version_label,
+                                 trace_path=args.trace, think_s=args.think, **ids)
   print(json.dumps(dataclasses.asdict(result), indent=2) if args.json else result.table())
   return 0 if not result.errors else 1

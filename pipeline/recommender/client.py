@@ -7,8 +7,6 @@ import csv
 import dataclasses
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
 from components import signatures
 from pipeline.config import PipelineConfig
 from serving.client import ServingClient
@@ -45,6 +43,8 @@ class RecommenderClient(ServingClient):
 
   def predict(self, user_id: str, movie_ids: Sequence[str]) -> List[Prediction]:
     """Scores `user_id` against each movie: one row per movie, in the given order."""
+    import numpy as np  # pylint: disable=import-outside-toplevel  (not needed by status and metadata)
+
     out = self.predict_arrays(signatures.PREDICT, {
         signatures.USER_ID_INPUT: np.array([user_id.encode()] * len(movie_ids), dtype=object),
         signatures.MOVIE_ID_INPUT: np.array([m.encode() for m in movie_ids], dtype=object)})
@@ -58,6 +58,8 @@ class RecommenderClient(ServingClient):
     Raises:
       ValueError: `k` is larger than the K the model was exported with.
     """
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
     out = self.predict_arrays(signatures.RECOMMEND,
                                {signatures.USER_ID_INPUT: np.array([user_id.encode()], dtype=object)})
     movie_ids = out[signatures.RECOMMENDED_MOVIE_IDS][0]

@@ -1,7 +1,9 @@
-"""Load test of the recommender: random `predict` (one user x N movies) or `recommend` requests through the
-generic serving.loadtest."""
+"""Load test of the recommender: random `predict` (one user x N movies) or `recommend` requests, or a mix of
+both, through the generic serving.loadtest."""
+import json
 import random
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -12,7 +14,8 @@ from serving import loadtest
 from serving.client_protos.tensorflow_serving.apis import model_pb2
 from serving.client_protos.tensorflow_serving.apis import predict_pb2
 
-MODES = (signatures.PREDICT, signatures.RECOMMEND)  # a mode is the signature it calls
+MIXED = "mixed"  # each request calls `predict` or `recommend`, half and half
+MODES = (signatures.PREDICT, signatures.RECOMMEND, MIXED)  # a mode is the signature it calls, or MIXED
 ML100K_USERS = tuple(str(i) for i in range(1, 944))  # MovieLens 100K's ids, as the data spells them
 ML100K_MOVIES = tuple(str(i) for i in range(1, 1683))
 
@@ -26,8 +29,9 @@ def request_factory(spec: model_pb2.ModelSpec, mode: str, users: Sequence[str], 
     user = rng.choice(users).encode()
     mode_spec = model_pb2.ModelSpec()
     mode_spec.CopyFrom(spec)
-    mode_spec.signature_name = mode
-    if mode == signatures.PREDICT:
+    signature = rng.choice((signatures.PREDICT, signatures.RECOMMEND)) if mode == MIXED else mode
+    mode_spec.signature_name = signature
+    if signature == signatures.PREDICT:
       inputs = {signatures.USER_ID_INPUT: np.array([user] * movies_per_request, dtype=object),
                 signatures.MOVIE_ID_INPUT: np.array([rng.choice(movies).encode() for _ in range(movies_per_request)],
                                                     dtype=object)}
@@ -38,12 +42,32 @@ def request_factory(spec: model_pb2.ModelSpec, mode: str, users: Sequence[str], 
   return make_request
 
 
+def read_ids(path: Path) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+  """(users, movies) from a JSON file {"users": [...], "movies": [...]} of id strings (what `recsys replay`
+  writes for its traffic).
+
+  Raises:
+    ValueError: naming the file, when a list is missing, empty or holds anything but strings.
+  """
+  data = json.loads(Path(path).read_text())
+  ids = []
+  for key in ("users", "movies"):
+    values = data.get(key) if isinstance(data, dict) else None
+    if not values or not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+      raise ValueError(f"{path}: expected a non-empty list of id strings under {key!r}")
+    ids.append(tuple(values))
+  return ids[0], ids[1]
+
+
 def run_loadtest(target: str, mode: str = signatures.PREDICT, concurrency: int = 8, duration_s: float = 10.0,
                  rate: Optional[float] = None, model_name: str = DEFAULT_MODEL,
                  users: Sequence[str] = ML100K_USERS, movies: Sequence[str] = ML100K_MOVIES,
                  movies_per_request: int = 1, timeout_s: float = 5.0, seed: int = 0,
-                 model_version: Optional[int] = None, version_label: str = "") -> loadtest.LoadTestResult:
-  """Sends `mode` requests ('predict' 1 user x movies_per_request movies, or 'recommend') for `duration_s`.
+                 model_version: Optional[int] = None, version_label: str = "",
+                 trace_path: Optional[Path] = None, think_s: float = 0.0) -> loadtest.LoadTestResult:
+  """Sends `mode` requests ('predict' 1 user x movies_per_request movies, 'recommend', or 'mixed': either,
+  half and half) for `duration_s` or until SIGTERM/SIGINT; `trace_path`: one CSV row per request; `think_s`:
+  what each closed-loop caller waits between an answer and its next request.
 
   Closed loop when `rate` is None, open loop otherwise (see serving.loadtest.run_loadtest). `model_version`
   or `version_label` pin a version (default: the latest).
@@ -53,7 +77,8 @@ def run_loadtest(target: str, mode: str = signatures.PREDICT, concurrency: int =
     serving.client.ServerUnreachableError: no server is reachable at `target` within `timeout_s`.
   """
   if mode not in MODES:
-    raise ValueError(f"mode must be 'predict' or 'recommend', got {mode!r}")
+    raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
   spec = client_lib.model_spec(model_name, version=model_version, version_label=version_label)
   make_request = request_factory(spec, mode, users, movies, movies_per_request)
-  return loadtest.run_loadtest(target, make_request, mode, concurrency, duration_s, rate, timeout_s, seed)
+  return loadtest.run_loadtest(target, make_request, mode, concurrency, duration_s, rate, timeout_s, seed,
+                               trace_path, think_s)

@@ -33,7 +33,7 @@ _CALIBRATION_NOTE = ("Points on the diagonal are calibrated: of the examples sco
                      "positive. `liked` is weighted by `interaction`, so only rated movies count.")
 _SCORES_NOTE = "Each class's histogram sums to 1; well-separated humps mean the head discriminates well."
 
-_CSS = """
+CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0 auto;
        max-width: 1180px; padding: 1.5em; color: #222; line-height: 1.45; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
@@ -79,7 +79,7 @@ def summary_lines(report: RunReport) -> List[str]:
     lines.append(report.infra_validation.describe())
   for head in report.heads:
     baseline = head.baseline_metrics.get("auc")
-    lines.append(f"AUC {head.head}: {_num(head.metrics.get('auc'))} (baseline {_num(baseline)})")
+    lines.append(f"AUC {head.head}: {num(head.metrics.get('auc'))} (baseline {num(baseline)})")
   for score in report.ranking:
     aucs = "".join(f", AUC {head} {auc:.4f}" for head, auc in sorted(score.auc.items()))
     lines.append(f"{score.ranker}: HR@{score.k} {score.hit_rate:.4f}, NDCG@{score.k} {score.ndcg:.4f}{aucs} "
@@ -99,10 +99,10 @@ def render_report(report: RunReport, out: Path) -> Path:
   for name, png in figures.items():
     out.with_name(f"{out.stem}-{name}.png").write_bytes(png)
   body = [
-      f"<h1>Evaluation report: {_e(report.identity.pipeline_name)}</h1>",
-      f"<p class='note'>Run <code>{_e(report.identity.run_id)}</code>, started {_e(report.identity.created)}"
+      f"<h1>Evaluation report: {escape(report.identity.pipeline_name)}</h1>",
+      f"<p class='note'>Run <code>{escape(report.identity.run_id)}</code>, started {escape(report.identity.created)}"
       "</p>",
-      "<nav>" + "".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title in SECTIONS.items()) + "</nav>",
+      "<nav>" + "".join(f"<a href='#{key}'>{escape(title)}</a>" for key, title in SECTIONS.items()) + "</nav>",
   ]
   sections = {
       "run": _run_section(report),
@@ -117,9 +117,9 @@ def render_report(report: RunReport, out: Path) -> Path:
       "ranking": _ranking_section(report, figures),
   }
   for key, title in SECTIONS.items():
-    body.append(f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>")
+    body.append(f"<section id='{key}'><h2>{escape(title)}</h2>{sections[key]}</section>")
   page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-          f"<title>Evaluation report: {_e(report.identity.run_id)}</title><style>{_CSS}</style></head>"
+          f"<title>Evaluation report: {escape(report.identity.run_id)}</title><style>{CSS}</style></head>"
           "<body>" + "\n".join(body) + "</body></html>\n")
   out.write_text(page, encoding="utf-8")
   return out
@@ -152,7 +152,7 @@ def _run_section(report: RunReport) -> str:
           ("Pushed version", identity.model_version or "not pushed"),
           ("Pushed to", identity.pushed_destination or "-")]
   rows += [(f"{split.split} rows", f"{split.rows:,}") for split in report.splits]
-  return _table(["", ""], rows, header=False)
+  return table(["", ""], rows, header=False)
 
 
 def _blessing_section(report: RunReport) -> str:
@@ -161,13 +161,13 @@ def _blessing_section(report: RunReport) -> str:
     return "<p>The Evaluator did not run in this pipeline run, so there is no verdict.</p>"
   verdict = ("<span class='verdict pass'>BLESSED</span>" if blessing.blessed
              else "<span class='verdict fail'>NOT BLESSED</span>")
-  baseline = (f"Compared against the last blessed model <code>{_e(blessing.baseline_model_uri)}</code>."
+  baseline = (f"Compared against the last blessed model <code>{escape(blessing.baseline_model_uri)}</code>."
               if blessing.baseline_model_uri else
               "No blessed baseline existed, so only the absolute thresholds were applied.")
-  rows = [(check.head, check.metric, check.condition, _num(check.value), _num(check.baseline_value),
+  rows = [(check.head, check.metric, check.condition, num(check.value), num(check.baseline_value),
            _pass(check.passed)) for check in blessing.checks]
   return (f"<p>{verdict}</p><p>{baseline} All conditions are on the overall slice.</p>" +
-          _table(["head", "metric", "condition", "candidate", "baseline", "result"], rows))
+          table(["head", "metric", "condition", "candidate", "baseline", "result"], rows))
 
 
 def _infra_validation_part(report: RunReport) -> str:
@@ -177,9 +177,9 @@ def _infra_validation_part(report: RunReport) -> str:
   if infra is None:
     return f"{title}<p>The InfraValidator did not run in this pipeline run.</p>"
   if infra.blessed:
-    return f"{title}<p><span class='verdict pass'>INFRA BLESSED</span></p><p>{_e(infra.describe())}.</p>"
+    return f"{title}<p><span class='verdict pass'>INFRA BLESSED</span></p><p>{escape(infra.describe())}.</p>"
   return (f"{title}<p><span class='verdict fail'>NOT INFRA BLESSED</span></p><p>The Pusher does not push a "
-          f"model refused here. Why:</p><pre>{_e(infra.reason)}</pre>")
+          f"model refused here. Why:</p><pre>{escape(infra.reason)}</pre>")
 
 
 def _metrics_section(heads: Sequence[HeadResult]) -> str:
@@ -193,10 +193,10 @@ def _metrics_section(heads: Sequence[HeadResult]) -> str:
     for name in names:
       value, baseline = head.metrics[name], head.baseline_metrics.get(name)
       diff = None if baseline is None else value - baseline
-      number = _count if name.endswith("example_count") else _num
+      number = count if name.endswith("example_count") else num
       rows.append((name, number(value), number(baseline), number(diff, signed=True)))
-    parts.append(f"<h3>{_e(head.head)}</h3><p class='note'>{_e(head.label)}</p>" +
-                 _table(["metric", "candidate", "baseline", "candidate - baseline"], rows))
+    parts.append(f"<h3>{escape(head.head)}</h3><p class='note'>{escape(head.label)}</p>" +
+                 table(["metric", "candidate", "baseline", "candidate - baseline"], rows))
   return "".join(parts)
 
 
@@ -207,10 +207,10 @@ def _data_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
           for split in report.splits]
   parts = ["<p class='note'>From StatisticsGen. The eval split holds each eval user's held-out rated movies "
            "plus the fixed sampled unrated movies (rating 0).</p>",
-           _table(["split", "rows", "distinct users", "distinct movies"], rows),
-           _image(figures, "ratings"), "<h3>Anomalies (ExampleValidator)</h3>"]
+           table(["split", "rows", "distinct users", "distinct movies"], rows),
+           image(figures, "ratings"), "<h3>Anomalies (ExampleValidator)</h3>"]
   if report.anomalies:
-    parts.append(_table(["split", "feature", "severity", "description"],
+    parts.append(table(["split", "feature", "severity", "description"],
                         [(a.split, a.feature, a.severity, a.description) for a in report.anomalies]))
   else:
     parts.append("<p class='pass'>No anomalies against the schema.</p>")
@@ -222,15 +222,15 @@ def _ranking_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
     return "<p>Ranking quality was not computed (no trained model in this run).</p>"
   k = report.ranking[0].k
   heads = sorted({head for score in report.ranking for head in score.auc})
-  rows = [(score.ranker, _num(score.hit_rate), _num(score.ndcg), *(_num(score.auc.get(h)) for h in heads),
-           _count(score.users)) for score in report.ranking]
+  rows = [(score.ranker, num(score.hit_rate), num(score.ndcg), *(num(score.auc.get(h)) for h in heads),
+           count(score.users)) for score in report.ranking]
   return (f"<p class='note'>NCF protocol: each eval user's held-out liked movie is ranked against the same "
           f"fixed, seeded sampled movies the user has not rated; HR@{k} is the share of users whose movie is in "
           f"the top {k}, NDCG@{k} rewards higher positions. Scored through the exported model's signatures; "
           "the most-popular baseline ranks by train-split rating count. AUCs are on the Evaluator's examples "
           "of each head (the model's from TFMA).</p>" +
-          _table(["ranker", f"HR@{k}", f"NDCG@{k}", *(f"AUC {h}" for h in heads), "users"], rows) +
-          _image(figures, "ranking") + _full_catalog_table(report))
+          table(["ranker", f"HR@{k}", f"NDCG@{k}", *(f"AUC {h}" for h in heads), "users"], rows) +
+          image(figures, "ranking") + _full_catalog_table(report))
 
 
 def _full_catalog_table(report: RunReport) -> str:
@@ -238,29 +238,29 @@ def _full_catalog_table(report: RunReport) -> str:
     return ""
   first = report.full_catalog[0]
   k = first.k
-  rows = [(full.ranker, _num(full.recall), _num(full.ndcg), _count(full.users)) for full in report.full_catalog]
+  rows = [(full.ranker, num(full.recall), num(full.ndcg), count(full.users)) for full in report.full_catalog]
   return (f"<h3>Full catalog</h3><p class='note'>Every one of the {first.catalog_movies:,} movies with a train "
           f"rating that the user did not rate in train is ranked; relevant are the user's held-out movies rated "
           f"&gt;= {features.LIKED_THRESHOLD:g}. Recall@{k} = hits in the top {k} / min({k}, relevant), NDCG@{k} "
           f"with binary gains; ties in a seeded random order. {first.users:,} of the {first.eligible_users:,} "
           "eval users with a relevant movie are judged (a seeded sample on large sets). Sampled metrics above "
           "can order models differently (Krichene &amp; Rendle, KDD 2020).</p>" +
-          _table(["ranker", f"Recall@{k}", f"NDCG@{k}", "users judged"], rows))
+          table(["ranker", f"Recall@{k}", f"NDCG@{k}", "users judged"], rows))
 
 
 def _slices_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
   if not any(head.slices for head in report.heads):
     return "<p>No sliced metrics were recorded for this run.</p>"
-  parts = [f"<p class='note'>{_e(_slice_note(report))}</p>"]
+  parts = [f"<p class='note'>{escape(_slice_note(report))}</p>"]
   for head in (head for head in report.heads if head.slices):
     bound = report.auc_lower_bounds.get(head.head)
     verdicts = [(s, s.verdict(bound, report.min_slice_examples))
                 for s in sorted(head.slices, key=report_data.SliceResult.sort_key)]
-    flagged = [(s.label, verdict, "undefined" if verdict == report_data.CANNOT_JUDGE else _num(s.auc),
-                _count(s.example_count)) for s, verdict in verdicts if verdict != report_data.OK]
-    parts.append(f"<h3>{_e(head.head)}</h3>" + _image(figures, f"slices-{head.head}"))
+    flagged = [(s.label, verdict, "undefined" if verdict == report_data.CANNOT_JUDGE else num(s.auc),
+                count(s.example_count)) for s, verdict in verdicts if verdict != report_data.OK]
+    parts.append(f"<h3>{escape(head.head)}</h3>" + image(figures, f"slices-{head.head}"))
     if flagged:
-      parts.append(_table(["flagged slice", "verdict", "AUC", "weighted examples"], flagged))
+      parts.append(table(["flagged slice", "verdict", "AUC", "weighted examples"], flagged))
     else:
       above = "above the bound and " if bound is not None else ""
       parts.append(f"<p class='pass'>Every slice is {above}large enough to judge.</p>")
@@ -270,8 +270,8 @@ def _slices_section(report: RunReport, figures: Mapping[str, bytes]) -> str:
 def _figure_section(figures: Mapping[str, bytes], names: Sequence[str], note: str, missing: str) -> str:
   present = [name for name in names if name in figures]
   if not present:
-    return f"<p>{_e(missing)}</p>"
-  return (f"<p class='note'>{_e(note)}</p>" if note else "") + "".join(_image(figures, n) for n in present)
+    return f"<p>{escape(missing)}</p>"
+  return (f"<p class='note'>{escape(note)}</p>" if note else "") + "".join(image(figures, n) for n in present)
 
 
 def _slice_note(report: RunReport) -> str:
@@ -288,15 +288,15 @@ def _missing_plot(report: RunReport, plot: str) -> str:
   return f"The Evaluator did not compute {plot} for this run."
 
 
-def _image(figures: Mapping[str, bytes], name: str) -> str:
+def image(figures: Mapping[str, bytes], name: str) -> str:
   if name not in figures:
     return ""
   data = base64.b64encode(figures[name]).decode("ascii")
-  return f"<figure><img alt='{_e(name)}' src='data:image/png;base64,{data}'></figure>"
+  return f"<figure><img alt='{escape(name)}' src='data:image/png;base64,{data}'></figure>"
 
 
-def _table(columns: Sequence[str], rows: Sequence[Tuple], header: bool = True) -> str:
-  head = "<tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr>" if header else ""
+def table(columns: Sequence[str], rows: Sequence[Tuple], header: bool = True) -> str:
+  head = "<tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr>" if header else ""
   cells = []
   for row in rows:
     cells.append("<tr>" + "".join(_cell(value) for value in row) + "</tr>")
@@ -307,7 +307,7 @@ def _cell(value) -> str:
   if isinstance(value, _Html):
     return f"<td>{value}</td>"
   css = " class='num'" if isinstance(value, _Number) else ""
-  return f"<td{css}>{_e(str(value))}</td>"
+  return f"<td{css}>{escape(str(value))}</td>"
 
 
 class _Html(str):
@@ -318,13 +318,13 @@ class _Number(str):
   """A formatted number, right-aligned."""
 
 
-def _num(value: Optional[float], signed: bool = False) -> str:
+def num(value: Optional[float], signed: bool = False) -> str:
   if value is None or math.isnan(value):
     return _Number("-")
   return _Number(f"{value:+.4f}" if signed else f"{value:.4f}")
 
 
-def _count(value: Optional[float], signed: bool = False) -> str:
+def count(value: Optional[float], signed: bool = False) -> str:
   if value is None or math.isnan(value):
     return _Number("-")
   return _Number(f"{value:+,.0f}" if signed else f"{value:,.0f}")
@@ -334,5 +334,5 @@ def _pass(passed: bool) -> str:
   return _Html("<span class='pass'>pass</span>" if passed else "<span class='fail'>FAIL</span>")
 
 
-def _e(text: Optional[str]) -> str:
+def escape(text: Optional[str]) -> str:
   return html.escape(str(text), quote=True)

@@ -56,7 +56,7 @@ def slice_plot(head: HeadResult, auc_lower_bound: Optional[float], min_examples:
   count_axis.legend(loc="lower right", fontsize=8)
   below = "red: below bound, " if auc_lower_bound is not None else ""
   fig.suptitle(f"{head.head}: AUC by slice ({below}grey: too small or one class, cannot judge)")
-  return _png(fig)
+  return png(fig)
 
 
 def curves_plot(heads: Sequence[HeadResult]) -> bytes:
@@ -75,7 +75,7 @@ def curves_plot(heads: Sequence[HeadResult]) -> bytes:
   pr_axis.set(xlabel="recall", ylabel="precision", title="Precision-recall", xlim=(0, 1), ylim=(0, 1.02))
   roc_axis.legend(loc="lower right", fontsize=8)
   pr_axis.legend(loc="lower left", fontsize=8)
-  return _png(fig)
+  return png(fig)
 
 
 def calibration_plot(heads: Sequence[HeadResult], bins: int = 10) -> bytes:
@@ -91,7 +91,7 @@ def calibration_plot(heads: Sequence[HeadResult], bins: int = 10) -> bytes:
     axis.set(xlabel="mean predicted probability", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1),
              title=f"{head.head} ({bins} bins of about equal weight)")
     axis.legend(loc="upper left", fontsize=8)
-  return _png(fig)
+  return png(fig)
 
 
 def score_distribution_plot(heads: Sequence[HeadResult], bins: int = 50) -> bytes:
@@ -110,7 +110,7 @@ def score_distribution_plot(heads: Sequence[HeadResult], bins: int = 50) -> byte
     axis.set(xlabel="predicted probability", ylabel="share of the class's weighted examples", title=head.head)
     axis.set_xlim(max(0.0, low - 0.05), min(1.0, high + 0.05))
     axis.legend(loc="upper center", fontsize=8)
-  return _png(fig)
+  return png(fig)
 
 
 def _score_edges(calibration: CalibrationHistogram, bins: int) -> np.ndarray:
@@ -134,7 +134,7 @@ def rating_histogram_plot(splits: Sequence[SplitStats]) -> bytes:
       axis.set_yscale("log")  # the eval split's sampled pairs (rating 0) would flatten the rated ones
     axis.set(xlabel="rating (0 = sampled unrated pair)", ylabel="examples",
              title=f"{split.split}: {split.rows:,} examples")
-  return _png(fig)
+  return png(fig)
 
 
 def ranking_plot(scores: Sequence[RankingScore]) -> bytes:
@@ -152,10 +152,10 @@ def ranking_plot(scores: Sequence[RankingScore]) -> bytes:
   axis.set_xticks(x, list(metrics))
   axis.set(ylim=(0, 1), ylabel="mean over eval users", title=f"Ranking quality ({scores[0].users:,} users)")
   axis.legend(fontsize=8)
-  return _png(fig)
+  return png(fig)
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png")
   return buffer.getvalue()
