@@ -5,9 +5,9 @@ Vocabularies change between spans, so the id embedding tables are copied by id, 
 both vocabularies know moves to the id's new index, ids only the new vocabulary knows keep their fresh
 initialisation, ids only the base knew are dropped. The OOV bucket rows are copied too when both models have the
 same number of buckets (the bucket of an unseen id is a hash of it modulo that number, so bucket i holds the
-same ids): they learnt the average unseen id, which is what an OOV row should start from. Weights whose shape
-does not depend on the vocabularies (Dense kernels, the genre projection, the liked calibration) are copied
-as they are. The genre table `movie_genres` is not trained and stays the current catalog's.
+same ids): they learnt the average unseen id, which is what an OOV row should start from. The genre
+projection's kernel rows are copied by genre the same way. Weights whose shape does not depend on the
+vocabularies (the MLP and head Dense layers, the liked calibration) are copied as they are. The genre table `movie_genres` is not trained and stays the current catalog's.
 
 A base model of another shape (another embedding dim, MLP layers, liked tower) cannot be warm-started from:
 `warm_start` raises a ValueError that names every layer and both shapes, rather than silently training cold,
@@ -30,12 +30,15 @@ from components import model as ncf_model
 
 _LOG = logging.getLogger(__name__)
 
-# Embedding tables with one row per vocabulary index (plus OOV buckets), by the vocabulary that indexes them.
+# Weights with one row per vocabulary index (plus OOV buckets), by the vocabulary that indexes them: the id
+# embedding tables, and the genre projection, whose kernel has a row per genre index (the genre vocabulary
+# changes too: a window of spans may lack a genre its predecessor had).
 ID_TABLES = {
     features.USER_ID: ("user_gmf_embedding", "user_mlp_embedding", f"user_{ncf_model.LIKED_HEAD}_embedding",
                        *(f"{head}_user_bias" for head in ncf_model.HEADS)),
     features.MOVIE_ID: ("movie_gmf_embedding", "movie_mlp_embedding", f"movie_{ncf_model.LIKED_HEAD}_embedding",
                         *(f"{head}_movie_bias" for head in ncf_model.HEADS)),
+    features.GENRES: ("genre_projection",),
 }
 # Built from the current catalog and not trained: never copied.
 CATALOG_TABLES = ("movie_genres",)
@@ -61,10 +64,10 @@ class RowMapping:
 
 @dataclasses.dataclass(frozen=True)
 class WarmStartSummary:
-  """What `warm_start` copied: per vocabulary (user_id, movie_id) its RowMapping, and the other weights."""
+  """What `warm_start` copied: per vocabulary (user_id, movie_id, genres) its RowMapping, and the other weights."""
   base_model: str
   ids: Dict[str, RowMapping]
-  tables_copied: Tuple[str, ...]  # id tables copied by id
+  tables_copied: Tuple[str, ...]  # weights copied row by row by id
   weights_copied: Tuple[str, ...]  # weights copied as they are
 
   def describe(self) -> str:
@@ -136,8 +139,8 @@ def warm_start(model: keras.Model, base_model_dir: str,
   Args:
     model: the new NeuMF (components/model.py build_model), sized by `vocabularies` plus OOV buckets.
     base_model_dir: the base model's serving SavedModel (the Trainer's fn_args.base_model).
-    vocabularies: the new model's Transform vocabularies, {"user_id": [...], "movie_id": [...]} (bytes ids in
-      index order).
+    vocabularies: the new model's Transform vocabularies, {"user_id": [...], "movie_id": [...], "genres": [...]}
+      (bytes in index order).
 
   Returns:
     What was copied, also logged.

@@ -23,16 +23,19 @@ from tests.support import testdata
 
 MODEL = ModelConfig(gmf_embedding_dim=4, mlp_embedding_dim=4, mlp_layers=(8, 4), liked_embedding_dim=3)
 OOV = 1
-BASE = {features.USER_ID: [b"a", b"b", b"c"], features.MOVIE_ID: [b"m1", b"m2", b"m3", b"m4"]}
-# a and c change index, d is new, b is dropped; m4 and m1 change index, m9 is new, m2 and m3 are dropped.
-NEW = {features.USER_ID: [b"c", b"a", b"d"], features.MOVIE_ID: [b"m4", b"m9", b"m1"]}
-GENRES = 3
+BASE = {features.USER_ID: [b"a", b"b", b"c"], features.MOVIE_ID: [b"m1", b"m2", b"m3", b"m4"],
+        features.GENRES: [b"Drama", b"Comedy", b"unknown"]}
+# a and c change index, d is new, b is dropped; m4 and m1 change index, m9 is new, m2 and m3 are dropped;
+# the genre projection's rows follow the genres (one fewer: "unknown" is gone).
+NEW = {features.USER_ID: [b"c", b"a", b"d"], features.MOVIE_ID: [b"m4", b"m9", b"m1"],
+       features.GENRES: [b"Comedy", b"Drama"]}
 
 
 def _build(vocabularies: Dict[str, Sequence[bytes]], config: ModelConfig = MODEL, seed: int = 0) -> keras.Model:
   keras.utils.set_random_seed(seed)
   movies = len(vocabularies[features.MOVIE_ID]) + OOV
-  genres = np.random.RandomState(seed).dirichlet(np.ones(GENRES), movies).astype(np.float32)
+  genres = np.random.RandomState(seed).dirichlet(np.ones(len(vocabularies[features.GENRES]) + OOV),
+                                                 movies).astype(np.float32)
   return ncf_model.build_model(len(vocabularies[features.USER_ID]) + OOV, movies, genres, config)
 
 
@@ -84,13 +87,13 @@ def test_warm_start_copies_every_id_table_by_id_across_a_vocabulary_change(tmp_p
   summary = warm_start.warm_start(model, base_dir, NEW)
 
   after = _values(model)
-  tables = {name: [t for t in names if f"{t}/embeddings" in after] for name, names in warm_start.ID_TABLES.items()}
+  tables = {name: [path for path in after if path.split("/")[0] in names]
+            for name, names in warm_start.ID_TABLES.items()}
   per_side = 4 + (liked_tower == "mf")  # gmf, mlp, a bias per head, the liked factors of "mf"
-  assert all(len(found) == per_side for found in tables.values())
-  for vocabulary, names in tables.items():
+  assert [len(found) for found in tables.values()] == [per_side, per_side, 1]
+  for vocabulary, paths in tables.items():
     base_index = {token: index for index, token in enumerate(BASE[vocabulary])}
-    for name in names:
-      path = f"{name}/embeddings"
+    for path in paths:
       for new_index, token in enumerate(NEW[vocabulary]):
         source = base[path][base_index[token]] if token in base_index else fresh[path][new_index]
         np.testing.assert_array_equal(after[path][new_index], source, err_msg=f"{path} row of {token!r}")
@@ -101,10 +104,11 @@ def test_warm_start_copies_every_id_table_by_id_across_a_vocabulary_change(tmp_p
       np.testing.assert_array_equal(value, fresh[path])  # the current catalog's genres
     elif not any(layer in names for names in warm_start.ID_TABLES.values()):
       np.testing.assert_array_equal(value, base[path], err_msg=path)
-  users, movies = summary.ids[features.USER_ID], summary.ids[features.MOVIE_ID]
+  users, movies, genres = (summary.ids[name] for name in (features.USER_ID, features.MOVIE_ID, features.GENRES))
   assert (users.copied, users.new, users.dropped) == (2, 1, 1)
   assert (movies.copied, movies.new, movies.dropped) == (2, 1, 2)
-  assert len(summary.tables_copied) == 2 * per_side
+  assert (genres.copied, genres.new, genres.dropped) == (2, 0, 1)
+  assert len(summary.tables_copied) == 2 * per_side + 1
   assert "users 2 copied, 1 new, 1 dropped; movies 2 copied, 1 new, 2 dropped" in summary.describe()
   if liked_tower == "mf":
     assert ncf_model.LIKED_CALIBRATION + "/kernel" in summary.weights_copied
