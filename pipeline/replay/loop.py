@@ -74,8 +74,9 @@ class ReplayResult:
 
 def run_replay(config: PipelineConfig, replay: ReplayConfig, out_dir: Path,
                report: Callable[[str], None] = print) -> ReplayResult:
-  """Replays the spans of `config.data` (see the module docstring); writes `out_dir`/replay.json and returns the
-  result. `report` gets one line per span as it ends.
+  """Replays the spans of `config.data` (see the module docstring); writes `out_dir`/replay.json (after every span
+  the spans so far, at the end with the traffic) and returns the result. `report` gets one line per span as it
+  ends.
 
   Raises:
     ReplayError: the data makes no span to replay, or the server does not serve a pushed version.
@@ -126,6 +127,9 @@ def run_replay(config: PipelineConfig, replay: ReplayConfig, out_dir: Path,
       outcome.serving_version = _serving_version(outcomes, outcome)
       outcomes.append(outcome)
       report(describe(outcome))
+      # So far, for a replay that is stopped before its end: the spans done (the traffic is read at the end).
+      _write(ReplayResult(config.data.dataset, config.data.span_by, outcomes, None, None, server_name,
+                          time.monotonic() - started), out_dir)
   trace = None
   if trace_path.is_file():
     table = traffic_lib.read_trace(trace_path)
@@ -136,8 +140,12 @@ def run_replay(config: PipelineConfig, replay: ReplayConfig, out_dir: Path,
       outcome.traffic = traffic_lib.LatencyWindow.of(sent) if len(sent) else None
   result = ReplayResult(config.data.dataset, config.data.span_by, outcomes, trace,
                         traffic_lib.loadtest_result(result_path), server_name, time.monotonic() - started)
-  (out_dir / "replay.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+  _write(result, out_dir)
   return result
+
+
+def _write(result: ReplayResult, out_dir: Path) -> None:
+  (out_dir / "replay.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
 
 
 def _run_span(config: PipelineConfig, prepared_span, injection: Optional[inject.Injection]) -> SpanOutcome:
@@ -152,9 +160,9 @@ def _run_span(config: PipelineConfig, prepared_span, injection: Optional[inject.
   try:
     local_runner.run(config)
   except ExampleAnomaliesError as error:
-    stopped = f"anomalies gate: {str(error).splitlines()[0]}"
+    stopped = f"anomalies gate: {str(error).splitlines()[0].rstrip('.')}"
   except DataDriftError as error:
-    stopped = f"drift gate: {str(error).splitlines()[0]}"
+    stopped = f"drift gate: {str(error).splitlines()[0].rstrip('.')}"
   seconds = time.monotonic() - started
   run = summary.summarize(config)
   # What the console printed when the drift check ended, e.g. "span 3 vs span 1: no drift"
