@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from pipeline.replay.loop import ReplayResult, SpanOutcome
 from pipeline.report import html as report_html
+from pipeline.report import load as report_load
 from pipeline.report import plots as report_plots
 
 _DPI = 100
@@ -69,9 +70,7 @@ def _span_table(outcomes: List[SpanOutcome]) -> str:
 
 def _rankers(outcome: SpanOutcome):
   """(the model's ranking scores, popularity's) of a span; empty dicts when it has none."""
-  model = next((v for k, v in outcome.ranking.items() if "popular" not in k), {})
-  popular = next((v for k, v in outcome.ranking.items() if "popular" in k), {})
-  return model, popular
+  return (outcome.ranking.get(report_load.MODEL_RANKER, {}), outcome.ranking.get(report_load.POPULAR_RANKER, {}))
 
 
 def quality_plot(outcomes: List[SpanOutcome]) -> bytes:
