@@ -56,7 +56,6 @@ def measure(config, keep_root: bool = False) -> Dict[str, Any]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   pipeline_cli.add_config_arguments(parser)
-  parser.add_argument("--beam-arg", action="append", metavar="ARG")
   parser.add_argument("--keep-root", action="store_true",
                       help="Reuse the pipeline root (cached components) instead of starting empty.")
   args = parser.parse_args()

@@ -44,7 +44,6 @@ def run_one(shape: str, work: Path, extra: Sequence[str]) -> Dict[str, object]:
   users, movies, ratings = (int(v) for v in shape.split("x"))
   parser = argparse.ArgumentParser()
   pipeline_cli.add_config_arguments(parser)
-  parser.add_argument("--beam-arg", action="append")
   args = parser.parse_args([
       "--synthetic-users", str(users), "--synthetic-movies", str(movies), "--synthetic-ratings", str(ratings),
       "--cache-dir", str(work / "cache"), "--pipeline-root", str(work / "root"),
