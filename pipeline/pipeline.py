@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node
 
 from pipeline import baseline
+from components import eval_metrics
 from components import features
 from components import signatures
 from pipeline import drift_gate
@@ -60,19 +61,15 @@ def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool)
       # `liked` is weighted by `interaction` (1 rated, 0 sampled): its metrics count rated examples only.
       example_weights=tfma.ExampleWeightOptions(weighted=weighted, unweighted=not weighted),
       metrics=[
-          # With `weighted`, ExampleCount counts the examples that carry weight (rated ones for `liked`).
-          tfma.MetricConfig(class_name="ExampleCount"),
           tfma.MetricConfig(
               class_name="AUC", config=json.dumps({"num_thresholds": AUC_THRESHOLDS}),
               per_slice_thresholds=[tfma.PerSliceMetricThreshold(
                   slicing_specs=overall_only, threshold=_threshold(min_auc, config.max_auc_regression))]),
-          tfma.MetricConfig(class_name="BinaryAccuracy"),
-          tfma.MetricConfig(class_name="Precision"),
-          tfma.MetricConfig(class_name="Recall"),
-          tfma.MetricConfig(class_name="Calibration"),
-          tfma.MetricConfig(class_name="MeanLabel"),
-          tfma.MetricConfig(class_name="MeanPrediction"),
-          # Curves and calibration for the report (recsys report); cheap next to AUC's confusion matrices.
+          # example_count (with `weighted`, of the examples that carry weight: rated ones for `liked`),
+          # binary_accuracy, precision and recall at 0.5, calibration, mean_label and mean_prediction, all read
+          # from the calibration histogram the AUC builds: no per-example work of their own.
+          tfma.MetricConfig(class_name=eval_metrics.HistogramSummary.__name__, module=eval_metrics.__name__),
+          # Curves and calibration for the report (recsys report), from the same histogram.
           tfma.MetricConfig(class_name="ConfusionMatrixPlot", config='{"num_thresholds": 200}'),
           tfma.MetricConfig(class_name="CalibrationPlot", config='{"num_buckets": 100}'),
       ])
@@ -80,16 +77,17 @@ def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool)
 
 def _ranking_metrics(config: EvalConfig) -> tfma.MetricsSpec:
   """The ranking gate: NDCG@`ndcg_k` of the `score` output (the one `recommend` ranks by), one query per eval
-  user over all of the user's eval examples (held-out rated and sampled unrated movies), gains from `liked`, so
-  liked movies must come first; users without a liked movie carry no weight (TFMA's NDCG)."""
+  user over all of the user's eval examples (held-out rated and sampled unrated movies), gains from `liked` (the
+  label of `score`), so liked movies must come first; users without a liked movie carry no weight (TFMA's NDCG,
+  computed by components/eval_metrics.QueryNDCG without TFMA's per-query shuffle)."""
   return tfma.MetricsSpec(
       output_names=[signatures.SCORE_OUTPUT],
-      query_key=features.USER_ID,
       binarize=tfma.BinarizationOptions(top_k_list={"values": [config.ndcg_k]}),
       example_weights=tfma.ExampleWeightOptions(unweighted=True),
       metrics=[
           tfma.MetricConfig(
-              class_name="NDCG", config=json.dumps({"gain_key": features.LIKED}),
+              class_name=eval_metrics.QueryNDCG.__name__, module=eval_metrics.__name__,
+              config=json.dumps({"query_feature": features.USER_ID}),
               per_slice_thresholds=[tfma.PerSliceMetricThreshold(
                   slicing_specs=[tfma.SlicingSpec()],
                   threshold=_threshold(config.min_ndcg, config.max_ndcg_regression))]),

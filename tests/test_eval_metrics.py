@@ -1,0 +1,100 @@
+"""components/eval_metrics.HistogramSummary gives what TFMA's per-example metrics give, through TFMA itself."""
+import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_model_analysis as tfma
+
+from components import eval_metrics
+
+PER_EXAMPLE = ("ExampleCount", "BinaryAccuracy", "Precision", "Recall", "Calibration", "MeanLabel",
+               "MeanPrediction")
+
+
+def _frame(rows: int = 600, seed: int = 0) -> pd.DataFrame:
+  """Labels, predictions and 0/1 weights, with predictions kept out of [0.5, 0.5001) (the histogram bucket that
+  holds the threshold, which the histogram cannot split)."""
+  rng = np.random.default_rng(seed)
+  label = rng.integers(0, 2, rows).astype(float)
+  prediction = np.clip(0.3 * label + rng.uniform(0, 0.7, rows), 0, 1)
+  prediction[(prediction >= 0.5) & (prediction < 0.5002)] = 0.49
+  return pd.DataFrame({"label": label, "prediction": prediction, "weight": rng.integers(0, 2, rows).astype(float),
+                       "group": rng.choice(["a", "b", "c"], rows)})
+
+
+def _metrics(frame: pd.DataFrame, metrics, weighted: bool):
+  """TFMA's metrics of `frame` per slice (overall and by group), keyed by slice and metric name."""
+  config = tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction",
+                                  example_weight_key="weight" if weighted else None)],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["group"])],
+      metrics_specs=[tfma.MetricsSpec(metrics=metrics, example_weights=tfma.ExampleWeightOptions(
+          weighted=weighted, unweighted=not weighted))])
+  result = tfma.analyze_raw_data(frame, config)
+  values = {}
+  for slice_key, by_output in result.slicing_metrics:
+    for name, value in by_output[""][""].items():
+      values[(slice_key, name)] = float(value.get("doubleValue", math.nan))  # NaN comes as the string "NaN"
+  return values
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_summary_equals_tfma_per_example_metrics(weighted):
+  frame = _frame()
+  expected = _metrics(frame, [tfma.MetricConfig(class_name=name) for name in PER_EXAMPLE], weighted)
+  derived = _metrics(frame, [tfma.MetricConfig(class_name=eval_metrics.HistogramSummary.__name__,
+                                               module=eval_metrics.__name__)], weighted)
+  compared = {key: value for key, value in derived.items() if key[1] in eval_metrics.NAMES}
+  assert len(compared) == 4 * len(eval_metrics.NAMES)  # every metric on the overall slice and three groups
+  for key, value in compared.items():
+    assert value == pytest.approx(expected[key], rel=1e-6, nan_ok=True), key
+
+
+def test_summary_of_a_single_class_slice():
+  frame = _frame(rows=50)
+  frame["label"] = 0.0
+  values = _metrics(frame, [tfma.MetricConfig(class_name=eval_metrics.HistogramSummary.__name__,
+                                              module=eval_metrics.__name__)], weighted=False)
+  overall = {name: values[((), name)] for name in eval_metrics.NAMES}
+  assert overall["example_count"] == 50 and overall["mean_label"] == 0.0
+  assert math.isnan(overall["recall"]) and math.isnan(overall["calibration"])
+
+
+def _ndcg_at_3(frame: pd.DataFrame, metric: tfma.MetricConfig, query_key: str = "") -> float:
+  """NDCG@3 of `frame` on the overall slice through TFMA, with `metric` in a spec grouped by `query_key`."""
+  config = tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction")],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[metric], query_key=query_key,
+                                      binarize=tfma.BinarizationOptions(top_k_list={"values": [3]}))])
+  (slice_key, by_output), = tfma.analyze_raw_data(frame, config).slicing_metrics
+  assert slice_key == ()
+  (by_name,) = by_output[""].values()  # one sub key: top 3
+  (value,) = by_name.values()
+  return float(value["doubleValue"])
+
+
+def test_query_ndcg_equals_tfma_ndcg_with_query_key():
+  rng = np.random.default_rng(1)
+  rows = 400
+  frame = pd.DataFrame({"user": rng.integers(0, 40, rows).astype(str), "label": rng.integers(0, 2, rows) * 1.0,
+                        "prediction": rng.uniform(0, 1, rows)})
+  tfma_ndcg = _ndcg_at_3(frame, tfma.MetricConfig(class_name="NDCG", config='{"gain_key": "label"}'), "user")
+  ours = _ndcg_at_3(frame, tfma.MetricConfig(class_name=eval_metrics.QueryNDCG.__name__,
+                                             module=eval_metrics.__name__, config='{"query_feature": "user"}'))
+  assert 0.3 < ours < 0.9
+  assert ours == pytest.approx(tfma_ndcg, abs=1e-9)
+
+
+def test_query_ndcg_of_a_hand_made_case():
+  # Query 0: gains by prediction 0, 1, 1 -> DCG@2 = 1/log2(3), ideal 1 + 1/log2(3).
+  # Query 1: its only positive first -> 1. Query 2: no positive -> not counted.
+  queries = np.array([0, 0, 0, 1, 1, 2])
+  predictions = np.array([0.9, 0.5, 0.1, 0.2, 0.1, 0.7])
+  gains = np.array([0.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+  expected = ((1 / np.log2(3)) / (1 + 1 / np.log2(3)) + 1.0) / 2
+  assert eval_metrics.query_ndcg(queries, predictions, gains, k=2) == pytest.approx(expected)
+  assert np.isnan(eval_metrics.query_ndcg(queries[5:], predictions[5:], gains[5:], k=2))
