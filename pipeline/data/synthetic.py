@@ -21,6 +21,10 @@ import pandas as pd
 from pipeline.data import movielens
 from pipeline.data.progress import Progress
 
+# Part of the cache directory's name (pipeline/data/prepare.py): raise it whenever the same shape and seed give
+# other data, so a cached set of an older generator is not reused.
+GENERATOR_VERSION = 2
+
 GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
           "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
           "Thriller", "War", "Western")
