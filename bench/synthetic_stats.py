@@ -15,7 +15,7 @@ from pipeline.data.bad_rows import BadRows
 
 RELEASES = ("ml-100k", "ml-latest-small")
 ROWS = ("ratings", "users", "movies", "liked_share", "user_ratings_median", "user_gini", "user_top1_share",
-        "movie_gini", "movie_top1_share", "span_days", "most_popular_hr", "item_knn_hr")
+        "movie_gini", "movie_top1_share", "span_days", "same_second_share", "most_popular_hr", "item_knn_hr", "ease_hr")
 
 
 def _stats(data_dir: Path) -> dict:

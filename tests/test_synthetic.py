@@ -45,29 +45,65 @@ def test_shape_and_movielens_structure(generated):
   assert per_user.max() > 5 * per_user.median()  # heavy-tailed activity
   per_movie = ratings.groupby("movie_id").size().sort_values(ascending=False)
   assert per_movie.iloc[: SHAPE.movies // 10].sum() > 0.3 * SHAPE.ratings  # popular head
-  assert set(np.unique(ratings.rating)) <= set(np.arange(1, 11) * 0.5)
+  assert set(np.unique(ratings.rating)) == {1.0, 2.0, 3.0, 4.0, 5.0}  # whole stars, as ml-100k
   shares = ratings.rating.value_counts(normalize=True).sort_index().to_numpy()
   np.testing.assert_allclose(shares, synthetic.RATING_SHARES, atol=0.02)
-  genres = loaded.movies.genres.str.split("|").explode()
-  assert set(genres) <= set(synthetic.GENRES) and genres.nunique() > 10
+  genres = loaded.movies.genres.str.split("|")
+  assert set(genres.explode()) <= set(synthetic.GENRES)
+  assert genres.str.len().mean() == pytest.approx(1.72, abs=0.1)
+  genre_shares = genres.explode().value_counts().reindex(synthetic.GENRES, fill_value=0) / len(genres)
+  np.testing.assert_allclose(genre_shares, synthetic.GENRE_SHARES, atol=0.04)  # Drama 0.43, Comedy 0.30, ...
   assert ratings.timestamp.between(synthetic.FIRST_TIMESTAMP, synthetic.LAST_TIMESTAMP).all()
+  # Sessions: most of a user's ratings share their second with another one of theirs (ml-100k: 76 %), and
+  # most users rate everything within a day.
+  assert ratings.duplicated(["user_id", "timestamp"], keep=False).mean() > 0.6
+  user_days = ratings.groupby("user_id").timestamp.agg(lambda t: t.max() - t.min()) / 86_400
+  assert user_days.median() < 1.0 < user_days.quantile(0.9)
 
 
-def test_a_simple_baseline_beats_random(generated):
-  table = movielens.ratings_table(movielens.load(generated, BadRows()))
+def test_statistics_are_like_ml_100k(generated):
+  # ml-100k: user Gini 0.47 / top-1 % 0.05, movie Gini 0.63 / top-1 % 0.08 (BENCHMARKS.md); this set is smaller.
+  loaded = movielens.load(generated, BadRows("fail"))
+  stats = shape_stats.describe(loaded.ratings, loaded.movies)
+  assert 0.35 < stats["user_gini"] < 0.55 and 0.02 < stats["user_top1_share"] < 0.08, stats
+  assert 0.5 < stats["movie_gini"] < 0.72 and 0.03 < stats["movie_top1_share"] < 0.1, stats
+  assert stats["liked_share"] == pytest.approx(0.554, abs=0.02)
+  assert list(stats["genre_shares"])[:2] == ["Drama", "Comedy"]
+  assert 200 < stats["span_days"] <= 215
+
+
+def held_out_aucs(data_dir):
+  """(liked AUC of a movie's mean train rating, interaction AUC of popularity against 20 unrated movies per user)
+  on each user's latest 20 % of ratings: what a model learns without any personal signal."""
+  table = movielens.ratings_table(movielens.load(data_dir, BadRows()))
   train, held_out = split.temporal_split(table, 0.2)
-  # "liked": a movie's mean train rating ranks held-out ratings far better than chance.
   movie_mean = train.groupby("movie_id").rating.mean()
   known = held_out[held_out.movie_id.isin(movie_mean.index)]
-  auc = roc_auc_score(known.rating >= 4, movie_mean.loc[known.movie_id])
-  assert auc > 0.6
-  # "interaction": most-popular ranks a user's held-out movies above unrated ones far better than chance.
+  liked_auc = roc_auc_score(known.rating >= 4, movie_mean.loc[known.movie_id])
   popularity = train.groupby("movie_id").size()
   unrated = split.sample_unrated(table, held_out.user_id.unique(), popularity.index.to_numpy(), 20, 0)
   scores = np.concatenate([popularity.reindex(known.movie_id).to_numpy(),
                            popularity.reindex(unrated.movie_id).to_numpy()])
   labels = np.concatenate([np.ones(len(known)), np.zeros(len(unrated))])
-  assert roc_auc_score(labels, scores) > 0.6  # ml-100k: 0.76; users reach the long tail late, so less here
+  return liked_auc, roc_auc_score(labels, scores)
+
+
+def test_a_simple_baseline_beats_random(generated):
+  liked_auc, popularity_auc = held_out_aucs(generated)
+  assert liked_auc > 0.6
+  assert popularity_auc > 0.6  # ml-100k 0.76, here 0.69: users reach the long tail later than in ml-100k
+
+
+def test_a_tiny_catalog_keeps_a_popular_head(tmp_path):
+  # The end-to-end test's shape (120 users x 80 movies): the popularity offset shrinks with the catalog, so
+  # popularity still ranks held-out movies above unrated ones (with ml-100k's offset of 30: movie Gini 0.15,
+  # popularity AUC 0.47, and the tiny model's first run was not blessed).
+  shape = synthetic.SyntheticShape(users=120, movies=80, ratings=3600)
+  data_dir = synthetic.generate(shape, tmp_path)
+  loaded = movielens.load(data_dir, BadRows("fail"))
+  assert shape_stats.describe(loaded.ratings, loaded.movies)["movie_gini"] > 0.35
+  liked_auc, popularity_auc = held_out_aucs(data_dir)
+  assert liked_auc > 0.6 and popularity_auc > 0.6
 
 
 @pytest.mark.parametrize("users, movies, ratings", [(0, 10, 10), (10, 1, 10), (10, 10, 5), (10, 10, 100)])
@@ -77,13 +113,15 @@ def test_impossible_shapes_are_refused(users, movies, ratings):
 
 
 def test_a_personal_baseline_beats_popularity(tmp_path):
-  # MovieLens' signal is personal: on ml-100k item-kNN beats the most-popular list (bench/synthetic_stats.py).
-  shape = synthetic.SyntheticShape(users=400, movies=800, ratings=40_000, seed=3)
+  # MovieLens' signal is personal: on ml-100k EASE reaches HR@10 0.70 and item-kNN 0.58 against the most-popular
+  # list's 0.50 (bench/synthetic_stats.py); the trained NCF 0.66.
+  shape = synthetic.SyntheticShape(users=500, movies=1000, ratings=40_000, seed=3)
   loaded = movielens.load(synthetic.generate(shape, tmp_path), BadRows("fail"))
   rates = shape_stats.protocol_hit_rates(loaded.ratings)
-  assert rates["ranked_users"] > 300
-  assert 0.3 < rates["most_popular_hr"] < 0.6  # popular enough to be a real baseline, not the whole story
-  assert rates["item_knn_hr"] >= rates["most_popular_hr"] + 0.04, rates
+  assert rates["ranked_users"] > 400
+  assert 0.3 < rates["most_popular_hr"] < 0.6, rates  # popular enough to be a real baseline, not the whole story
+  assert rates["ease_hr"] >= rates["most_popular_hr"] + 0.10, rates
+  assert rates["item_knn_hr"] > rates["most_popular_hr"], rates
 
 
 def test_shape_statistics_on_hand_made_counts():

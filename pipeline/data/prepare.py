@@ -97,7 +97,8 @@ def source_dir(data: DataConfig) -> Path:
   if data.dataset == "synthetic" and data.data_dir is None:
     shape = synthetic.SyntheticShape(data.synthetic_users, data.synthetic_movies,
                                      data.synthetic_ratings, data.seed)
-    target = Path(data.cache_dir) / f"synthetic-{shape.users}u-{shape.movies}m-{shape.ratings}r-s{shape.seed}"
+    target = Path(data.cache_dir) / (f"synthetic-v{synthetic.GENERATOR_VERSION}-{shape.users}u-{shape.movies}m-"
+                                      f"{shape.ratings}r-s{shape.seed}")
     if not (target / "ratings.csv").is_file():
       synthetic.generate(shape, target.with_name(target.name + ".tmp"))
       target.with_name(target.name + ".tmp").rename(target)

@@ -1,13 +1,18 @@
 """A seeded generator of MovieLens-shaped data (ml-latest CSV layout) with signal a model can learn.
 
-Structure, chosen to look like MovieLens:
-  - movie popularity is Zipf-like and user activity heavy-tailed (every user rates at least
+Structure, calibrated against ml-100k (bench/synthetic_stats.py prints real and synthetic side by side):
+  - movie popularity is Zipf-like and low movie ids are mostly the popular movies (ids in order of addition to
+    the catalog, as in MovieLens); user activity is log-normal above a floor (every user rates at least
     `min(20, ratings // users)` movies, as in MovieLens);
-  - users and movies have latent taste vectors; which movies a user rates depends on popularity and
-    on taste (so "rated vs not rated" is learnable beyond popularity), and the rating on taste plus
-    user and movie biases (so "liked" is learnable);
-  - genres follow the movies' taste vectors; timestamps are spread over each user's active period, popular
-    movies first and the long tail later, so a user's latest ratings are not simply the most popular movies.
+  - movies have one to four genres with ml-100k's shares (Drama 43 %, Comedy 30 %, ...), and taste vectors
+    a fifth of which comes from their genres (GENRE_TASTE); users have taste vectors and a choosiness: how much
+    taste rather than popularity decides which movies they rate (so "rated vs not rated" is learnable beyond
+    popularity);
+  - the rating is taste plus user and movie biases (popular movies are rated higher), cut into ml-100k's
+    whole-star shares (so "liked" is learnable);
+  - timestamps are sessions inside ml-100k's 215 days: most users rate everything in one sitting, a page of
+    about two movies per second stamp, a few come back for months; within a user, popular movies come first
+    and the long tail later, so a user's latest ratings are not simply the most popular movies.
 Generation runs in blocks of users, writing each block as it is made, so memory stays bounded by the
 block size and the per-user/per-movie arrays, not by the number of ratings.
 """
@@ -21,22 +26,58 @@ import pandas as pd
 from pipeline.data import movielens
 from pipeline.data.progress import Progress
 
+# Part of the cache directory's name (pipeline/data/prepare.py): raise it whenever the same shape and seed give
+# other data, so a cached set of an older generator is not reused.
+GENERATOR_VERSION = 3
+
 GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
           "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
           "Thriller", "War", "Western")
-# Share of each half-star rating 0.5..5.0 in ml-latest-small; the generator matches it.
-RATING_SHARES = (0.014, 0.028, 0.018, 0.075, 0.055, 0.199, 0.130, 0.266, 0.085, 0.130)
+# Share of movies with each genre in ml-100k (its "Children's" is "Children"; ml-100k has no IMAX), and of
+# movies with 1, 2, 3, 4 genres: Drama and Comedy dominate, 1.7 genres per movie.
+GENRE_SHARES = (0.149, 0.080, 0.025, 0.073, 0.300, 0.065, 0.030, 0.431, 0.013, 0.014, 0.055, 0.0, 0.033, 0.036,
+                0.147, 0.060, 0.149, 0.042, 0.016)
+GENRES_PER_MOVIE_SHARES = (0.495, 0.338, 0.128, 0.039)
+# Share of each whole-star rating 1..5 in ml-100k; the generator matches it.
+RATING_SHARES = (0.061, 0.114, 0.271, 0.342, 0.212)
 FACTORS = 16
 MIN_USER_RATINGS = 20
-FIRST_TIMESTAMP = 946_684_800   # 2000-01-01
-LAST_TIMESTAMP = 1_537_747_200  # 2018-09-24, the end of ml-latest-small
+# Movies' rating biases: their own spread, and how much higher popular movies are rated (ml-100k: mean rating
+# 2.6 in the least rated quarter of movies, 3.6 in the most rated).
+MOVIE_BIAS_SPREAD = 0.5
+POPULAR_BIAS = 0.3
+USER_BIAS_SPREAD = 0.2
+# ml-100k's period: 1997-09-20 to 1998-04-22, 215 days.
+FIRST_TIMESTAMP = 874_724_710
+LAST_TIMESTAMP = 893_286_638
 BLOCK_RATINGS = 200_000  # times CANDIDATES_PER_RATING candidate pairs in memory at once
-# How personal the choice of movies is, calibrated against ml-100k (bench/synthetic_stats.py): each rating is
-# the best taste match among CANDIDATES_PER_RATING movies drawn by popularity (Zipf, POPULARITY_EXPONENT).
+# How personal the choice of movies is, calibrated against ml-100k (BENCHMARKS.md, "Synthetic vs. real"): each
+# rating is the best match (the user's choosiness times taste, plus POPULARITY_PULL times log popularity, plus
+# Gumbel noise) among CANDIDATES_PER_RATING movies drawn by popularity (Zipf, POPULARITY_EXPONENT). With fewer
+# FACTORS the NCF learns the taste too well (8 factors: HR@10 0.77, real ml-100k 0.66).
 POPULARITY_EXPONENT = 2.0
+# Popularity falls as (rank + offset) ** -POPULARITY_EXPONENT; the offset is POPULARITY_OFFSET in catalogs of
+# ml-100k's size or more and shrinks with smaller ones, so the head is as steep relative to the catalog. A fixed
+# offset of 30 in 80 movies leaves popularity almost flat (movie Gini 0.15, with it 0.44): users who follow
+# popularity then rate at random, and a tiny set has little signal left to learn.
+POPULARITY_OFFSET = 30.0
+ML_100K_MOVIES = 1682
 CANDIDATES_PER_RATING = 30
-TASTE_WEIGHT = 20.0
-DISCOVERY_DRIFT = 0.4  # how strongly popular movies are rated before the long tail (0: in random order)
+POPULARITY_PULL = 0.7  # popular movies are also picked more often among the candidates: the head of ml-100k
+TASTE_WEIGHT = 30.0
+CHOOSINESS_SKEW = 1.2  # users' taste weights are TASTE_WEIGHT * U(0, 1) ** CHOOSINESS_SKEW
+GENRE_TASTE = 0.2  # share of a movie's taste vector that comes from its genres
+# How many ratings users give above the floor: log-normal weights, cut at USER_ACTIVITY_CAP (the heaviest
+# users give about e^2.4 = 11 times a typical user's share), as ml-100k's Gini 0.47 and top-1 % share 0.05.
+USER_ACTIVITY_SIGMA = 1.3
+USER_ACTIVITY_CAP = 2.4
+DISCOVERY_DRIFT = 0.6  # how strongly popular movies are rated before the long tail (0: in random order)
+ID_POPULARITY_NOISE = 0.5  # movie ids follow popularity up to this much log-rank noise (ml-100k: Spearman -0.8)
+# Sessions, as in ml-100k: most users rate everything in one sitting, a page of about two movies per second
+# stamp (76 % of ml-100k's ratings share their second with another of the user's); a few come back for months.
+SESSION_RATE_SIGMA = 1.8
+PAGE_SECONDS = 80.0
+SESSION_GAP_DAYS = 25.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,29 +111,45 @@ class _World:
   """Latent users and movies the ratings are drawn from."""
   user_factors: np.ndarray     # [users, FACTORS]
   user_bias: np.ndarray        # [users]
+  user_choosiness: np.ndarray  # [users] how much taste, rather than popularity, decides what the user rates
   user_counts: np.ndarray      # [users] ratings each user gives
   movie_factors: np.ndarray    # [movies, FACTORS]
   movie_bias: np.ndarray       # [movies]
   popularity_cdf: np.ndarray   # [movies] cumulative sampling probability
+  appeal: np.ndarray           # [movies] added to the taste match of a drawn candidate
   genres: list                 # [movies] '|'-joined genre names
-  thresholds: Optional[np.ndarray] = None  # [9] score cut points between half-stars, set by the first block
+  thresholds: Optional[np.ndarray] = None  # [4] score cut points between stars, set by the first block
 
   @classmethod
   def create(cls, shape: SyntheticShape, rng: np.random.Generator) -> "_World":
     scale = 1.0 / np.sqrt(FACTORS)
-    movie_factors = rng.normal(0.0, scale, (shape.movies, FACTORS)).astype(np.float32)
+    genre_flags = _genre_flags(shape.movies, rng)
+    # A movie's taste vector mixes its genres' directions with its own, so taste is partly genre taste.
+    genre_directions = rng.normal(0.0, 1.0, (len(GENRES), FACTORS))
+    genre_part = (genre_flags @ genre_directions) / np.sqrt(genre_flags.sum(axis=1, keepdims=True))
+    own_part = rng.normal(0.0, 1.0, (shape.movies, FACTORS))
+    movie_factors = (scale * (np.sqrt(GENRE_TASTE) * genre_part + np.sqrt(1.0 - GENRE_TASTE) * own_part)
+                     ).astype(np.float32)
     user_factors = rng.normal(0.0, scale, (shape.users, FACTORS)).astype(np.float32)
-    rank = rng.permutation(shape.movies)
-    popularity = (rank + 10.0) ** -POPULARITY_EXPONENT
+    # Movie i (id i + 1) has popularity rank rank[i]; low ids are mostly the popular movies, as in MovieLens
+    # (ids in order of addition to the catalog).
+    noisy_rank = np.log1p(np.arange(shape.movies)) + rng.normal(0.0, ID_POPULARITY_NOISE, shape.movies)
+    rank = np.empty(shape.movies, np.int64)
+    rank[np.argsort(noisy_rank, kind="stable")] = np.arange(shape.movies)
+    offset = POPULARITY_OFFSET * min(1.0, shape.movies / ML_100K_MOVIES)
+    popularity = (rank + offset) ** -POPULARITY_EXPONENT
     popularity_cdf = np.cumsum(popularity / popularity.sum())
-    # Popular movies are rated a little higher, as in MovieLens.
-    movie_bias = (rng.normal(0.0, 0.35, shape.movies) + 0.15 * (np.log(popularity) - np.log(popularity).mean())
-                  ).astype(np.float32)
-    user_bias = rng.normal(0.0, 0.3, shape.users).astype(np.float32)
-    return cls(user_factors=user_factors, user_bias=user_bias,
+    # Popular movies are rated higher, as in MovieLens.
+    movie_bias = (rng.normal(0.0, MOVIE_BIAS_SPREAD, shape.movies)
+                  + POPULAR_BIAS * (np.log(popularity) - np.log(popularity).mean())).astype(np.float32)
+    user_bias = rng.normal(0.0, USER_BIAS_SPREAD, shape.users).astype(np.float32)
+    # Some users watch what everyone watches, others follow their taste.
+    user_choosiness = (TASTE_WEIGHT * rng.random(shape.users) ** CHOOSINESS_SKEW).astype(np.float32)
+    return cls(user_factors=user_factors, user_bias=user_bias, user_choosiness=user_choosiness,
                user_counts=_user_counts(shape, rng), movie_factors=movie_factors,
                movie_bias=movie_bias, popularity_cdf=popularity_cdf,
-               genres=_genres(movie_factors, rng))
+               appeal=(POPULARITY_PULL * np.log(popularity / popularity.max())).astype(np.float32),
+               genres=["|".join(GENRES[g] for g in np.flatnonzero(flags)) for flags in genre_flags])
 
   def movies_table(self) -> pd.DataFrame:
     ids = np.arange(1, len(self.genres) + 1)
@@ -106,11 +163,11 @@ class _World:
 
 
 def _user_counts(shape: SyntheticShape, rng: np.random.Generator) -> np.ndarray:
-  """Ratings per user: a floor plus a heavy-tailed share of the rest, capped at half the catalog."""
+  """Ratings per user: a floor plus a (cut) log-normal share of the rest, capped at half the catalog."""
   floor = min(MIN_USER_RATINGS, shape.ratings // shape.users)
   cap = shape.movies // 2
   counts = np.full(shape.users, floor, dtype=np.int64)
-  weights = rng.pareto(1.2, shape.users) + 0.05
+  weights = np.exp(np.minimum(rng.normal(0.0, USER_ACTIVITY_SIGMA, shape.users), USER_ACTIVITY_CAP))
   remaining = shape.ratings - counts.sum()
   while remaining > 0:
     open_users = counts < cap
@@ -122,17 +179,33 @@ def _user_counts(shape: SyntheticShape, rng: np.random.Generator) -> np.ndarray:
   return counts
 
 
-def _genres(movie_factors: np.ndarray, rng: np.random.Generator) -> list:
-  """One to three genres per movie, the ones whose random direction best matches its taste vector."""
-  directions = rng.normal(0.0, 1.0, (len(GENRES), movie_factors.shape[1]))
-  match = movie_factors @ directions.T + rng.gumbel(0.0, 0.15, (len(movie_factors), len(GENRES)))
-  order = np.argsort(-match, axis=1)[:, :3]
-  extra = rng.random((len(movie_factors), 2)) < (0.45, 0.2)
-  result = []
-  for best, (second, third) in zip(order, extra):
-    chosen = [best[0]] + ([best[1]] if second else []) + ([best[2]] if second and third else [])
-    result.append("|".join(GENRES[g] for g in sorted(chosen)))
-  return result
+def _genre_flags(movies: int, rng: np.random.Generator) -> np.ndarray:
+  """[movies, genres] 0/1: each movie's number of genres drawn from GENRES_PER_MOVIE_SHARES, then that many
+  distinct genres, drawn without replacement by weights that give each genre GENRE_SHARES of the movies."""
+  per_movie = rng.choice(len(GENRES_PER_MOVIE_SHARES), size=movies, p=GENRES_PER_MOVIE_SHARES) + 1
+  log_weights = _genre_log_weights()
+  # The first per_movie[i] genres in a Gumbel-top-k order are a draw without replacement by weight.
+  order = np.argsort(-(log_weights + rng.gumbel(0.0, 1.0, (movies, len(GENRES)))), axis=1)
+  flags = np.zeros((movies, len(GENRES)))
+  np.put_along_axis(flags, order, (np.arange(len(GENRES)) < per_movie[:, None]).astype(float), axis=1)
+  return flags
+
+
+def _genre_log_weights(sample: int = 20_000, rounds: int = 8) -> np.ndarray:
+  """Log weights for _genre_flags' draw such that each genre's share of movies is GENRE_SHARES (drawing without
+  replacement fills the common genres up, so weights in proportion to the shares under-give them): fixed-point
+  rounds on a fixed sample, independent of the data's seed."""
+  rng = np.random.default_rng(0)
+  target = np.asarray(GENRE_SHARES) / np.sum(GENRE_SHARES) * np.dot(
+      np.arange(1, len(GENRES_PER_MOVIE_SHARES) + 1), GENRES_PER_MOVIE_SHARES)
+  per_movie = rng.choice(len(GENRES_PER_MOVIE_SHARES), size=sample, p=GENRES_PER_MOVIE_SHARES) + 1
+  noise = rng.gumbel(0.0, 1.0, (sample, len(GENRES)))
+  log_weights = np.log(np.maximum(target, 1e-12))
+  for _ in range(rounds):
+    order_rank = np.argsort(np.argsort(-(log_weights + noise), axis=1), axis=1)
+    achieved = (order_rank < per_movie[:, None]).mean(axis=0)
+    log_weights += np.log(np.maximum(target, 1e-12) / np.maximum(achieved, 1e-12))
+  return log_weights
 
 
 def _rating_blocks(world: _World, rng: np.random.Generator,
@@ -164,8 +237,9 @@ def _block(world: _World, users: np.ndarray, rng: np.random.Generator) -> pd.Dat
     is_first[np.unique(keys, return_index=True)[1]] = True
     fresh = is_first[len(pairs_user):]
     draw_user, draw_movie = draw_user[fresh], draw_movie[fresh]
-    taste = TASTE_WEIGHT * np.einsum("ij,ij->i", world.user_factors[draw_user], world.movie_factors[draw_movie])
-    order = np.lexsort((-(taste + rng.gumbel(0.0, 1.0, len(taste))), draw_user))
+    taste = world.user_choosiness[draw_user] * np.einsum("ij,ij->i", world.user_factors[draw_user],
+                                                         world.movie_factors[draw_movie])
+    order = np.lexsort((-(taste + world.appeal[draw_movie] + rng.gumbel(0.0, 1.0, len(taste))), draw_user))
     draw_user, draw_movie = draw_user[order], draw_movie[order]
     starts = np.searchsorted(draw_user, users)
     rank = np.arange(len(draw_user)) - np.repeat(starts, np.diff(np.append(starts, len(draw_user))))
@@ -180,7 +254,7 @@ def _block(world: _World, users: np.ndarray, rng: np.random.Generator) -> pd.Dat
     # Users pick movies they like, so scores of rated pairs lean high; cut points come from the
     # first block's scores so the ratings follow RATING_SHARES, and stay fixed after that.
     world.thresholds = np.quantile(score, np.cumsum(RATING_SHARES)[:-1])
-  stars = (np.searchsorted(world.thresholds, score) + 1) * 0.5
+  stars = np.searchsorted(world.thresholds, score) + 1
   return pd.DataFrame({
       "user_id": pairs_user + 1,
       "movie_id": pairs_movie + 1,
@@ -197,15 +271,28 @@ def _discovery_order(world: _World, movies: np.ndarray, rng: np.random.Generator
 
 
 def _timestamps(users: np.ndarray, order_key: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """Each user is active over a period of days to years; their ratings fall inside it, in `order_key` order.
-  `users` is sorted."""
+  """Each user rates in sessions (one for most, months of them for a few), a page of movies per second stamp;
+  their ratings take these times in `order_key` order. `users` is sorted."""
   unique, first = np.unique(users, return_index=True)
-  day = 86_400
-  span = np.minimum(rng.exponential(200.0, len(unique)) * day + day, LAST_TIMESTAMP - FIRST_TIMESTAMP)
-  start = FIRST_TIMESTAMP + rng.random(len(unique)) * (LAST_TIMESTAMP - FIRST_TIMESTAMP - span)
-  index = np.repeat(np.arange(len(unique)), np.diff(np.append(first, len(users))))
-  times = start[index] + rng.random(len(users)) * span[index]
-  by_time, by_key = np.lexsort((times, users)), np.lexsort((order_key, users))
+  sizes = np.diff(np.append(first, len(users)))
+  index = np.repeat(np.arange(len(unique)), sizes)
+  position = np.arange(len(users)) - first[index]
+  # Extra sessions per user, log-normal rate: ml-100k has a median of 1 session, 6 at the 90th percentile.
+  extra_sessions = np.minimum(rng.poisson(rng.lognormal(-1.0, SESSION_RATE_SIGMA, len(unique))), sizes - 1)
+  starts_session = rng.random(len(users)) < (extra_sessions / np.maximum(sizes - 1, 1))[index]
+  starts_page = rng.random(len(users)) < 0.5  # pages of about two movies
+  day = 86_400.0
+  step = np.where(starts_session, rng.exponential(SESSION_GAP_DAYS * day, len(users)),
+                  np.where(starts_page, rng.exponential(PAGE_SECONDS, len(users)), 0.0))
+  step[position == 0] = 0.0
+  offset = np.cumsum(step)
+  offset -= offset[first][index]
+  window = float(LAST_TIMESTAMP - FIRST_TIMESTAMP)
+  length = offset[first + sizes - 1]
+  squeeze = np.minimum(1.0, window / np.maximum(length, 1.0))  # a user whose sessions overrun the period
+  start = FIRST_TIMESTAMP + rng.random(len(unique)) * (window - length * squeeze)
+  times = np.floor(start[index] + offset * squeeze[index])
+  by_key = np.lexsort((order_key, users))
   ordered = np.empty_like(times)
-  ordered[by_key] = times[by_time]  # the k-th smallest key of a user gets that user's k-th earliest time
+  ordered[by_key] = times  # times are sorted per user: the k-th smallest key gets the k-th time
   return ordered.astype(np.int64)
