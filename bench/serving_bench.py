@@ -1,9 +1,9 @@
 """Serving latency and throughput, measured side by side in one run; prints one JSON object.
 
-On one NCF SavedModel it measures: the in-process SavedModel call (the floor; for `recommend` also with 32
-users in one call, what batching can gain inside the model), Predict 1 user x 1 movie at
-concurrency 1, `recommend` top-K over the whole catalog at concurrency 1, and throughput with 32 concurrent
-callers with batching on (serving/config/batching_parameters.txt) and off. Each server runs in its own process
+On one NCF SavedModel it measures: the in-process SavedModel call (the floor: as the server runs it, and as
+the TF2 signature; for `recommend` also with 32 users in one call, what batching can gain inside the model),
+Predict 1 user x 1 movie at concurrency 1, `recommend` top-K over the whole catalog at concurrency 1, and
+throughput with 32 concurrent callers with batching on (serving/config/batching_parameters.txt) and off. Each server runs in its own process
 (`recsys serve --server embedded`) and the load comes from this one, as a client would. The throughput phases
 alternate between the servers in short rounds and report medians, so that other work on a shared machine
 weighs on both sides alike.
@@ -68,28 +68,41 @@ def percentiles_ms(seconds: List[float]) -> Dict[str, float]:
 
 
 def in_process_floor(model_dir: Path, users: List[str], movies: List[str], calls: int) -> Dict[str, Dict]:
-  """Times the SavedModel's own signatures in this process (no server, no serialization)."""
-  signatures = tf.saved_model.load(str(model_dir)).signatures
-  results = {}
+  """Times the SavedModel's signatures in this process (no server, no serialization), two ways: "eager", the
+  TF2 signatures of tf.saved_model.load as a Python user calls them, and "session", the way the server runs them
+  (serving.servable.Servable: a Session restored as TF Serving restores it, one callable per signature)."""
+  from serving.servable import Servable  # pylint: disable=import-outside-toplevel
+
+  eager = tf.saved_model.load(str(model_dir)).signatures
+  servable = Servable("ncf", 1, model_dir)
+  runners = {
+      "eager": lambda name, inputs: {key: value.numpy() for key, value in eager[name](
+          **{key: tf.constant(value) for key, value in inputs.items()}).items()},
+      "session": lambda name, inputs: servable.run(servable.signature(name), inputs),
+  }
   batch = IN_PROCESS_BATCH
+
+  def ids(values: List[str], start: int, count: int) -> np.ndarray:
+    return np.array([values[(start + j) % len(values)].encode() for j in range(count)], dtype=object)
+
+  results: Dict[str, Dict] = {way: {} for way in runners}
   for name, make_inputs in (
-      ("predict_1x1", lambda i: {"user_id": tf.constant([users[i % len(users)]]),
-                                 "movie_id": tf.constant([movies[i % len(movies)]])}),
-      ("recommend", lambda i: {"user_id": tf.constant([users[i % len(users)]])}),
+      ("predict_1x1", lambda i: {"user_id": ids(users, i, 1), "movie_id": ids(movies, i, 1)}),
+      ("recommend", lambda i: {"user_id": ids(users, i, 1)}),
       # What batching can gain inside the model: `recommend` for 32 users in one call (per call, not per user).
-      (f"recommend_batch_{batch}", lambda i: {"user_id": tf.constant(
-          [users[(i * batch + j) % len(users)] for j in range(batch)])})):
-    signature = signatures[name.split("_")[0]]
-    for i in range(50):  # warm up
-      signature(**make_inputs(i))
-    times = []
-    for i in range(calls):
-      inputs = make_inputs(i)
-      started = time.perf_counter()
-      outputs = signature(**inputs)
-      {key: value.numpy() for key, value in outputs.items()}  # pylint: disable=expression-not-assigned
-      times.append(time.perf_counter() - started)
-    results[name] = percentiles_ms(times)
+      (f"recommend_batch_{batch}", lambda i: {"user_id": ids(users, i * batch, batch)})):
+    for way, run in runners.items():
+      signature = name.split("_")[0]
+      for i in range(50):  # warm up
+        run(signature, make_inputs(i))
+      times = []
+      for i in range(calls):
+        inputs = make_inputs(i)
+        started = time.perf_counter()
+        run(signature, inputs)
+        times.append(time.perf_counter() - started)
+      results[way][name] = percentiles_ms(times)
+  servable.close()
   return results
 
 
@@ -162,7 +175,7 @@ def main() -> None:
   model_dir = args.model_dir
   model_source = f"--model_dir {model_dir}"
   if model_dir is None:
-    model_dir = args.cache_dir / "ncf-ml100k-shaped"
+    model_dir = args.cache_dir / "ncf-ml100k-shaped-2"  # 2: exports that restore as TF Serving restores them
     model_source = ("ml-100k-shaped NeuMF (943 users x 1682 movies, default ModelConfig, 1 epoch on made-up "
                     "ratings, exported by components.model_export.export_serving_model)")
     if not (model_dir / "saved_model.pb").exists():
@@ -211,12 +224,17 @@ def main() -> None:
              for mode, runs in by_mode.items()}
       for name, by_mode in rounds.items()}
 
-  c1, c32, floor = result["concurrency_1"], result["concurrency_32"], result["in_process"]
+  c1, c32 = result["concurrency_1"], result["concurrency_32"]
+  floor, eager = result["in_process"]["session"], result["in_process"]["eager"]
   result["summary"] = {
       "predict_1x1_p99_ms": c1["predict_1x1"]["latency_ms"]["p99"],
+      # Over the model as the server runs it in process: gRPC both ways, checks, conversions, batching.
       "predict_1x1_server_overhead_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - floor["predict_1x1"]["p50"],
+      # Over the TF2 signature as a Python user calls it (the floor of earlier runs of this bench).
+      "predict_1x1_over_eager_call_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - eager["predict_1x1"]["p50"],
       "recommend_p99_ms": c1["recommend"]["latency_ms"]["p99"],
       "recommend_server_overhead_p50_ms": c1["recommend"]["latency_ms"]["p50"] - floor["recommend"]["p50"],
+      "recommend_over_eager_call_p50_ms": c1["recommend"]["latency_ms"]["p50"] - eager["recommend"]["p50"],
       # The most batching could gain for `recommend` with no server cost at all: 1-user calls vs 32-user calls.
       "recommend_in_process_batch_gain": (IN_PROCESS_BATCH * floor["recommend"]["p50"]
                                           / floor[f"recommend_batch_{IN_PROCESS_BATCH}"]["p50"]),

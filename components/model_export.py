@@ -5,6 +5,7 @@ ranks the movies of the vocabulary (OOV buckets excluded) with `CatalogRanker`: 
 whole catalog, then the exact NeuMF over `recommend_candidates` movies (all of them when the catalog is no
 larger, which is exact). Warmup requests for TF Serving go to `signatures.WARMUP_FILE`.
 """
+import functools
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
@@ -22,6 +23,8 @@ from components import signatures
 from components.hparams import TrainConfig
 
 WARMUP_BATCH = 4
+# The serving SavedModel's {weight path: variable} of the Keras model (what warm start reads back).
+MODEL_WEIGHTS = "model_weights"
 
 
 def _raw_id_tensor(values: tf.Tensor, spec: Union[tf.io.FixedLenFeature, tf.io.VarLenFeature]) -> tf.Tensor:
@@ -29,6 +32,11 @@ def _raw_id_tensor(values: tf.Tensor, spec: Union[tf.io.FixedLenFeature, tf.io.V
   if isinstance(spec, tf.io.VarLenFeature):
     return tf.sparse.from_dense(tf.expand_dims(values, -1))
   return tf.reshape(values, tf.concat([tf.shape(values), tf.constant(spec.shape, tf.int32)], 0))
+
+
+def _variable(weight: keras.Variable) -> tf.Variable:
+  """The tf.Variable behind a Keras weight: the one the traced signatures read."""
+  return weight.value
 
 
 def _dense_weights(model: keras.Model, name: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -60,9 +68,9 @@ class CatalogRanker(tf.Module):
     self._candidates = min(candidates, known_movies)
     self._exact = candidates >= known_movies
     self._liked_blend = liked_blend
-    self._user_gmf = model.get_layer("user_gmf_embedding").embeddings
-    self._user_mlp = model.get_layer("user_mlp_embedding").embeddings
-    self._user_biases = [model.get_layer(f"{head}_user_bias").embeddings for head in ncf_model.HEADS]
+    self._user_gmf = _variable(model.get_layer("user_gmf_embedding").embeddings)
+    self._user_mlp = _variable(model.get_layer("user_mlp_embedding").embeddings)
+    self._user_biases = [_variable(model.get_layer(f"{head}_user_bias").embeddings) for head in ncf_model.HEADS]
     user_dim = self._user_mlp.shape[1]
     first_kernel, first_bias = _dense_weights(model, mlp_names[0])
     self._first_user_kernel = first_kernel[:user_dim]  # [E, H1]
@@ -84,7 +92,7 @@ class CatalogRanker(tf.Module):
     scale, offset = ([w.reshape(()) for w in model.get_layer(ncf_model.LIKED_CALIBRATION).get_weights()]
                      if liked_mf else (np.float32(1), np.float32(0)))
     self._head_scale = tf.constant([1.0, scale], tf.float32)  # heads in ncf_model.HEADS order
-    self._user_liked = (model.get_layer(f"user_{ncf_model.LIKED_HEAD}_embedding").embeddings if liked_mf
+    self._user_liked = (_variable(model.get_layer(f"user_{ncf_model.LIKED_HEAD}_embedding").embeddings) if liked_mf
                         else tf.zeros([self._user_gmf.shape[0], 0]))
     movie_liked = scale * (model.get_layer(f"movie_{ncf_model.LIKED_HEAD}_embedding").get_weights()[0][:known_movies]
                            if liked_mf else np.zeros((known_movies, 0), np.float32))
@@ -136,7 +144,8 @@ class CatalogRanker(tf.Module):
 
 
 class NcfServingModule(tf.Module):
-  """Holds the Keras model, the Transform layer and the movie vocabulary; its tf.functions are the signatures."""
+  """Holds the Keras model's weights, the Transform layer and the movie vocabulary; its tf.functions are the
+  signatures."""
 
   def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput, recommend_k: int,
                recommend_candidates: int, liked_blend: float):
@@ -144,7 +153,12 @@ class NcfServingModule(tf.Module):
     if recommend_candidates < recommend_k:
       raise ValueError(f"TrainConfig.recommend_candidates ({recommend_candidates}) must be at least "
                        f"TrainConfig.recommend_k ({recommend_k})")
-    self.model = model
+    # Tracked: the tf.Variables the signatures read, by weight path. A tracked Keras model would be saved as
+    # copies of its weights (and its optimizer's slots) that the signatures do not read, so a server that
+    # restores the SavedModel like TF Serving (a Session and the saver's restore op) would leave the signatures'
+    # variables uninitialised: "Could not find variable" (keras-team/keras#20096).
+    setattr(self, MODEL_WEIGHTS, {weight.path: _variable(weight) for weight in model.weights})
+    self._model = functools.partial(model, training=False)  # not tracked
     self.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     self._id_specs = {name: raw_spec[name] for name in (features.USER_ID, features.MOVIE_ID)}
@@ -162,7 +176,7 @@ class NcfServingModule(tf.Module):
 
   def _score(self, users: tf.Tensor, movies: tf.Tensor) -> Dict[str, tf.Tensor]:
     """int64 [n] user and movie indices -> {interaction, liked, score}: float32 [n]."""
-    heads = self.model({features.USER_ID: users, features.MOVIE_ID: movies}, training=False)
+    heads = self._model({features.USER_ID: users, features.MOVIE_ID: movies})
     interaction = heads[ncf_model.INTERACTION_HEAD]
     liked = heads[ncf_model.LIKED_HEAD]
     return {signatures.INTERACTION_OUTPUT: interaction, signatures.LIKED_OUTPUT: liked,

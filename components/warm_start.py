@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from components import features
 from components import model as ncf_model
+from components import model_export
 
 _LOG = logging.getLogger(__name__)
 
@@ -109,14 +110,19 @@ def read_vocabulary(base_model_dir: str, name: str) -> Sequence[bytes]:
 
 
 def read_model_weights(base_model_dir: str) -> Dict[str, np.ndarray]:
-  """{"<layer>/<weight>": value} of the Keras model the base SavedModel tracks as `model` (optimizer excluded)."""
+  """{"<layer>/<weight>": value} of the Keras model in the base SavedModel: its `model_weights`
+  (model_export.MODEL_WEIGHTS), or, in exports of earlier versions, the tracked Keras `model` less its optimizer.
+  """
   if not tf.io.gfile.exists(os.path.join(base_model_dir, "saved_model.pb")):
     raise ValueError(f"cannot warm-start from {base_model_dir}: no saved_model.pb there")
   loaded = tf.saved_model.load(base_model_dir)
+  if hasattr(loaded, model_export.MODEL_WEIGHTS):
+    return {path: variable.numpy() for path, variable in getattr(loaded, model_export.MODEL_WEIGHTS).items()}
   model = getattr(loaded, "model", None)
   if model is None:
-    raise ValueError(f"cannot warm-start from {base_model_dir}: the SavedModel tracks no `model` (the Keras "
-                     "model NcfServingModule of components/model_export.py holds)")
+    raise ValueError(f"cannot warm-start from {base_model_dir}: the SavedModel tracks neither "
+                     f"`{model_export.MODEL_WEIGHTS}` nor `model` (the Keras model's weights that "
+                     "components/model_export.py exports)")
   weights, seen, queue = {}, {id(model)}, [model]
   while queue:  # the model's object graph, less the optimizer (its slots, and its references to the weights)
     for name, child in tf.train.TrackableView.children(queue.pop()).items():

@@ -52,17 +52,13 @@ class Servable:
     self.limits = dataclasses.replace(limits, max_batch_size=batching.max_batch_size if batching else None)
     self._on_batch = on_batch
     meta_graph = _read_serve_meta_graph(self.path)
-    # TF2 SavedModels (with an object graph) run through their restored functions; TF1 ones through a
-    # Session on their graph, feeding and fetching the SignatureDef's tensor names as TF Serving does.
-    if meta_graph.HasField("object_graph_def"):
-      loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
-      functions = {key: _function_runner(fn) for key, fn in loaded.signatures.items()}
-      self._keep_alive = loaded
-    else:
-      session = _load_session(self.path)
-      functions = {key: _session_runner(session, signature_def)
-                   for key, signature_def in meta_graph.signature_def.items()}
-      self._keep_alive = session
+    # As TF Serving does, for TF1 and TF2 SavedModels alike: the MetaGraph imported into a Session, variables
+    # restored by the saver's restore op, the init op run, and each signature fed and fetched by the
+    # SignatureDef's tensor names. A TF2 export whose signatures read variables the saver does not restore
+    # fails its warmup and requests ("Could not find variable") as it would in TF Serving.
+    self._session = _load_session(self.path)
+    functions = {key: _session_runner(self._session, signature_def)
+                 for key, signature_def in meta_graph.signature_def.items()}
     self.signatures: Dict[str, Signature] = {}
     for key, signature_def in meta_graph.signature_def.items():
       if key in functions:
@@ -121,13 +117,12 @@ class Servable:
       return queue
 
   def close(self) -> None:
-    """Drains and stops the batch queues, then frees the model (a TF1 model's Session is closed)."""
+    """Drains and stops the batch queues, then closes the model's Session."""
     with self._queues_lock:
       queues, self._queues = list(self._queues.values()), {}
     for queue in queues:
       queue.close()
-    if isinstance(self._keep_alive, tf.compat.v1.Session):
-      self._keep_alive.close()
+    self._session.close()
 
 
 def _read_serve_meta_graph(path: Path) -> meta_graph_pb2.MetaGraphDef:
@@ -140,13 +135,6 @@ def _read_serve_meta_graph(path: Path) -> meta_graph_pb2.MetaGraphDef:
   raise ValueError(f"{path}/saved_model.pb has no MetaGraph tagged {SERVE_TAG!r}")
 
 
-def _function_runner(function) -> Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]:
-  def run(inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    outputs = function(**{key: tf.constant(value) for key, value in inputs.items()})
-    return {key: value.numpy() for key, value in outputs.items()}
-  return run
-
-
 def _load_session(path: Path) -> tf.compat.v1.Session:
   graph = tf.Graph()
   session = tf.compat.v1.Session(graph=graph)
@@ -157,10 +145,16 @@ def _load_session(path: Path) -> tf.compat.v1.Session:
 
 def _session_runner(session: tf.compat.v1.Session, signature_def: meta_graph_pb2.SignatureDef
                     ) -> Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]:
-  fetches = {key: info.name for key, info in signature_def.outputs.items()}
+  """Runs the signature with a callable made once (feeds and fetches in a fixed order): far less Python per call
+  than Session.run's dictionaries."""
+  inputs, outputs = sorted(signature_def.inputs), sorted(signature_def.outputs)
+  if not outputs:
+    return lambda _: {}
+  call = session.make_callable([signature_def.outputs[key].name for key in outputs],
+                               feed_list=[signature_def.inputs[key].name for key in inputs])
 
-  def run(inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    return session.run(fetches, {signature_def.inputs[key].name: value for key, value in inputs.items()})
+  def run(values: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    return dict(zip(outputs, call(*(values[key] for key in inputs))))
   return run
 
 

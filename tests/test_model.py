@@ -231,6 +231,30 @@ def test_export_loads_in_a_fresh_process(trained):
   assert result.stdout.strip().splitlines()[-1] == ",".join(v.decode() for v in expected)
 
 
+def test_export_restores_like_tf_serving(trained):
+  """TF Serving restores a SavedModel into a Session with the saver's restore op, not by its object graph: every
+  variable the signatures read must be restored that way (a tracked Keras model is not: keras-team/keras#20096),
+  and the export carries the model's weights once, without the optimizer's slots."""
+  users, movies = np.array([b"1", b"2", b"unseen"], object), np.array([b"4", b"5", b"6"], object)
+  requests = {"predict": {"user_id": users, "movie_id": movies}, "recommend": {"user_id": users}}
+  expected = {name: trained["loaded"].signatures[name](**{key: tf.constant(v) for key, v in feeds.items()})
+              for name, feeds in requests.items()}
+  graph = tf.Graph()
+  with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(trained["export_dir"]))
+    for name, feeds in requests.items():
+      signature = meta_graph.signature_def[name]
+      restored = session.run({key: info.name for key, info in signature.outputs.items()},
+                             {signature.inputs[key].name: value for key, value in feeds.items()})
+      for key, value in expected[name].items():
+        np.testing.assert_array_equal(restored[key], value.numpy(), err_msg=f"{name}/{key}")
+  keys = [key for key, _ in tf.train.list_variables(str(trained["export_dir"] / "variables" / "variables"))]
+  assert not [key for key in keys if "optimizer" in key or "velocity" in key or "momentum" in key]
+  weights = {weight.path for weight in trained["model"].weights}
+  assert set(getattr(trained["loaded"], model_export.MODEL_WEIGHTS)) == weights
+  assert len([key for key in keys if key.startswith(model_export.MODEL_WEIGHTS)]) == len(weights)
+
+
 def test_export_tiny_ncf_model_writes_a_servable(tmp_path: Path):
   export_tiny_ncf_model(tmp_path / "1")
   assert (tmp_path / "1" / "saved_model.pb").exists()

@@ -137,7 +137,7 @@ def test_a_missing_base_model_or_vocabulary_is_named(tmp_path):
   module = tf.Module()
   module.table = tf.Variable([1.0])
   tf.saved_model.save(module, str(tmp_path / "other"))
-  with pytest.raises(ValueError, match="the SavedModel tracks no `model`"):
+  with pytest.raises(ValueError, match="the SavedModel tracks neither `model_weights` nor `model`"):
     warm_start.warm_start(_build(NEW), str(tmp_path / "other"), NEW)
 
 
