@@ -26,19 +26,21 @@ class Loader:
     on_batch: called with (model name, signature, BatchStats) for every executed batch.
     enable_warmup: TF Serving's --enable_model_warmup.
     limits: what one request may allocate (--max_request_elements, --max_request_bytes).
+    session_config: the models' Session options (the TensorFlow thread flags).
   """
 
   def __init__(self, batching: Optional[batcher.BatchingOptions],
                on_batch: Optional[Callable[[str, str, batcher.BatchStats], None]], enable_warmup: bool,
-               limits: tensors.RequestLimits):
+               limits: tensors.RequestLimits, session_config: tf.compat.v1.ConfigProto):
     self._batching = batching
     self._on_batch = on_batch
     self._enable_warmup = enable_warmup
     self._limits = limits
+    self._session_config = session_config
 
   def load(self, name: str, version: int, path: Path) -> Servable:
     """Loads version `version` of `name` from `path` and warms it up; a failing warmup closes it and raises."""
-    servable = Servable(name, version, path, self._batching, self._on_batch, self._limits)
+    servable = Servable(name, version, path, self._batching, self._on_batch, self._limits, self._session_config)
     try:
       if self._enable_warmup:
         count = _replay_warmup(servable)

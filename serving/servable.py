@@ -39,11 +39,13 @@ class Servable:
     on_batch: metrics hook called with (model name, signature, BatchStats) for every executed batch.
     limits: what one request may allocate (element and string byte caps); max_batch_size is filled in from
       `batching`.
+    session_config: the model's Session options (session_config(): the TensorFlow thread flags).
   """
 
   def __init__(self, name: str, version: int, path: Path, batching: Optional[batcher.BatchingOptions] = None,
                on_batch: Optional[Callable[[str, str, batcher.BatchStats], None]] = None,
-               limits: Optional[tensors.RequestLimits] = None):
+               limits: Optional[tensors.RequestLimits] = None,
+               session_config: Optional[tf.compat.v1.ConfigProto] = None):
     self.name = name
     self.version = version
     self.path = Path(path)
@@ -56,7 +58,7 @@ class Servable:
     # restored by the saver's restore op, the init op run, and each signature fed and fetched by the
     # SignatureDef's tensor names. A TF2 export whose signatures read variables the saver does not restore
     # fails its warmup and requests ("Could not find variable") as it would in TF Serving.
-    self._session = _load_session(self.path)
+    self._session = _load_session(self.path, session_config or session_config_from(ServerOptions()))
     functions = {key: _session_runner(self._session, signature_def)
                  for key, signature_def in meta_graph.signature_def.items()}
     self.signatures: Dict[str, Signature] = {}
@@ -135,9 +137,17 @@ def _read_serve_meta_graph(path: Path) -> meta_graph_pb2.MetaGraphDef:
   raise ValueError(f"{path}/saved_model.pb has no MetaGraph tagged {SERVE_TAG!r}")
 
 
-def _load_session(path: Path) -> tf.compat.v1.Session:
+def session_config_from(options: ServerOptions) -> tf.compat.v1.ConfigProto:
+  """The models' Session options from --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism
+  (0: TensorFlow chooses; inter-op -1 runs a signature's ops in the calling thread, which made single calls
+  faster but a 32-user `recommend` 1.5x slower here: BENCHMARKS.md, Serving)."""
+  return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=options.tensorflow_intra_op_parallelism,
+                                  inter_op_parallelism_threads=options.tensorflow_inter_op_parallelism)
+
+
+def _load_session(path: Path, config: tf.compat.v1.ConfigProto) -> tf.compat.v1.Session:
   graph = tf.Graph()
-  session = tf.compat.v1.Session(graph=graph)
+  session = tf.compat.v1.Session(graph=graph, config=config)
   with graph.as_default():
     tf.compat.v1.saved_model.loader.load(session, [SERVE_TAG], str(path))
   return session

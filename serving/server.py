@@ -7,8 +7,6 @@ import logging
 import threading
 from typing import Optional
 
-import tensorflow as tf
-
 from serving import metrics as metrics_lib
 from serving.flags import ServerOptions
 from serving.grpc_service import GrpcServer
@@ -42,7 +40,6 @@ class ModelServer:
       ServingError: the model config assigns a label to a version that is not available.
       OSError: the gRPC port cannot be bound.
     """
-    _set_tf_threads(self.options)
     self._core.start()
     self._grpc = GrpcServer(self._core, self.options.port, self.options.grpc_channel_arguments,
                             self.options.max_request_bytes)
@@ -71,14 +68,3 @@ class ModelServer:
     if self._grpc is not None:
       self._grpc.stop(grace_s)
     self._core.stop()
-
-
-def _set_tf_threads(options: ServerOptions) -> None:
-  """Applies the TensorFlow thread flags; they only take effect before TensorFlow has run anything."""
-  try:
-    if options.tensorflow_intra_op_parallelism:
-      tf.config.threading.set_intra_op_parallelism_threads(options.tensorflow_intra_op_parallelism)
-    if options.tensorflow_inter_op_parallelism:
-      tf.config.threading.set_inter_op_parallelism_threads(options.tensorflow_inter_op_parallelism)
-  except RuntimeError as e:  # TensorFlow already initialized in this process (tests, the demo)
-    log.warning("TensorFlow thread flags not applied: %s", e)

@@ -28,6 +28,7 @@ from serving.loader import Loader
 from serving.manager import Manager
 from serving.protos import batching_parameters_pb2
 from serving.servable import Servable
+from serving.servable import session_config_from
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class ServerCore:
       if monitoring.prometheus_config.enable:
         self._monitoring_path = monitoring.prometheus_config.path or metrics_lib.DEFAULT_PATH
     limits = tensors.RequestLimits(self._options.max_request_elements, self._options.max_request_bytes)
-    loader = Loader(batching, self.metrics.record_batch, self._options.enable_model_warmup, limits)
+    loader = Loader(batching, self.metrics.record_batch, self._options.enable_model_warmup, limits,
+                    session_config_from(self._options))
     self._manager = Manager(loader.load, self._options.allow_version_labels_for_unavailable_models)
     self._manager.apply_config(self._initial_model_config())
 
