@@ -17,10 +17,14 @@ class ModelConfig:
   dropout: float = 0.0
   # "shared": both heads read the GMF and MLP towers only; "mf": the `liked` head adds a biased matrix
   # factorisation of the rating on embeddings of its own, fitted to all five rating levels (squared error) and
-  # untouched by the negatives that `interaction` needs (BENCHMARKS.md).
-  liked_tower: Literal["shared", "mf"] = "shared"
+  # untouched by the negatives that `interaction` needs; "rating": the served `liked` is that factorisation
+  # alone, calibrated, and a `liked` head on the towers (trained, not served) still shapes them (BENCHMARKS.md).
+  liked_tower: Literal["shared", "mf", "rating"] = "shared"
   liked_embedding_dim: int = 32
   liked_l2: float = 3e-5  # L2 of the "mf" factorisation (chosen on a validation split, BENCHMARKS.md)
+  # ALS-style L2 of the factorisation ("mf", "rating"): lambda per row over an epoch, applied to the rows each
+  # rated pair looks up (weighted by 1 / the row's train count), not to the whole table each step; 0: off.
+  rating_row_l2: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +41,9 @@ class TrainConfig:
   negatives_per_positive: int = 1
   negative_sampler: Literal["uniform", "popularity"] = "uniform"
   interaction_loss_weight: float = 1.0
-  # Keras averages the liked loss over every pair of a batch, sampled ones included (weight 0), so a weight of
-  # 1 + negatives_per_positive gives each rated pair the pull it would have alone (BENCHMARKS.md).
+  # The towers' liked loss is averaged over every pair of a batch, sampled ones included as not liked, and scaled
+  # by the share of rated pairs (components/trainer.py), so 1 + negatives_per_positive puts it at the
+  # interaction loss's scale; it also weighs the rating factorisation's loss (BENCHMARKS.md).
   liked_loss_weight: float = 2.0
   liked_blend: float = 1.0  # score = P(interaction) * P(liked) ** liked_blend
   id_dropout: float = 0.02  # share of training ids replaced by OOV so cold-start embeddings learn
