@@ -48,10 +48,12 @@ def test_model_is_sized_from_transform_vocabularies(trained):
   assert model.get_layer("movie_mlp_embedding").input_dim == movies
   heads = model({features.USER_ID: tf.constant([0, 1, users - 1], tf.int64),
                  features.MOVIE_ID: tf.constant([0, 1, movies - 1], tf.int64)})
-  # The "mf" and "rating" liked towers also output the centred rating they are trained on, "rating" the towers'
-  # liked head too (training targets, not served).
-  extra = {"shared": set(), "mf": {ncf_model.RATING_OUTPUT},
-           "rating": {ncf_model.RATING_OUTPUT, ncf_model.TOWERS_LIKED_OUTPUT}}[trained["liked_tower"]]
+  # The "mf" and "rating" liked towers also output the centred rating they are trained on and its rows' squared
+  # norms (rating_row_l2 > 0, the default), "rating" the towers' liked head too (training targets, not served).
+  factorisation = {ncf_model.RATING_OUTPUT, ncf_model.RATING_USER_NORM, ncf_model.RATING_MOVIE_NORM}
+  assert testdata.TINY_MODEL.rating_row_l2 > 0
+  extra = {"shared": set(), "mf": factorisation,
+           "rating": factorisation | {ncf_model.TOWERS_LIKED_OUTPUT}}[trained["liked_tower"]]
   assert set(heads) == set(ncf_model.HEADS) | extra
   for head in ncf_model.HEADS:
     assert heads[head].shape == (3,)
