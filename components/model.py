@@ -5,6 +5,8 @@ factorisation of the rating on embeddings of its own, trained on the rating itse
 `liked` is that factorisation alone, calibrated, while a `liked` head on the towers still trains them (it is what
 teaches them which movies a user likes) but is not served.
 """
+from typing import List, Optional
+
 import keras
 import numpy as np
 
@@ -80,7 +82,7 @@ def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, confi
   # The heads on the towers, each with biases of its own ("rating": the towers' `liked` is not the served one).
   tower_heads = (INTERACTION_HEAD, TOWERS_LIKED_OUTPUT if config.liked_tower == "rating" else LIKED_HEAD)
 
-  def biases(name: str, bias_regularizer) -> list:
+  def biases(name: str, bias_regularizer: Optional[keras.regularizers.Regularizer]) -> List[keras.KerasTensor]:
     # Per-head biases: popularity drives `interaction`, a user's rating habits drive `liked`.
     return [keras.layers.Embedding(rows, 1, embeddings_initializer="zeros", name=f"{name}_{side}_bias",
                                    embeddings_regularizer=bias_regularizer)(ids)
@@ -103,7 +105,7 @@ def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, confi
     if config.rating_row_l2:
       # Squared norm of each pair's looked-up rows, a training target only: the Trainer weighs it by
       # rating_row_l2 / the row's count, which sums to an ALS-style L2 per row over an epoch.
-      for side, name in ((("user", RATING_USER_NORM), ("movie", RATING_MOVIE_NORM))):
+      for side, name in (("user", RATING_USER_NORM), ("movie", RATING_MOVIE_NORM)):
         outputs[name] = keras.ops.sum(keras.ops.square(keras.ops.concatenate(rows_by_side[side], axis=-1)), axis=-1)
     rating = keras.layers.Add(name=f"{RATING_OUTPUT}_centred")([factors, user_bias, movie_bias])
     outputs[RATING_OUTPUT] = keras.ops.squeeze(rating, axis=-1)
