@@ -16,31 +16,39 @@ class ModelConfig:
   l2: float = 1e-6
   dropout: float = 0.0
   # "shared": both heads read the GMF and MLP towers only; "mf": the `liked` head adds a biased matrix
-  # factorisation of the rating on embeddings of its own, fitted to all five rating levels (squared error) and
-  # untouched by the negatives that `interaction` needs (BENCHMARKS.md).
-  liked_tower: Literal["shared", "mf"] = "shared"
+  # factorisation of the rating on embeddings of its own, fitted to all five rating levels of rated pairs
+  # (squared error) and untouched by the negatives that `interaction` needs; "rating": the served `liked` is that
+  # factorisation alone, calibrated, and a `liked` head on the towers (trained, not served) still shapes them, so
+  # negatives buy ranking without costing liked AUC (BENCHMARKS.md, issue 14).
+  liked_tower: Literal["shared", "mf", "rating"] = "rating"
   liked_embedding_dim: int = 32
-  liked_l2: float = 3e-5  # L2 of the "mf" factorisation (chosen on a validation split, BENCHMARKS.md)
+  liked_l2: float = 0.0  # L2 of the whole factorisation tables, every step (3e-5 before rating_row_l2)
+  # ALS-style L2 of the factorisation ("mf", "rating"): lambda per row over an epoch, applied to the rows each
+  # rated pair looks up (weighted by 1 / the row's train count), not to the whole table each step; 0: off.
+  # 5 chosen on a validation split (BENCHMARKS.md).
+  rating_row_l2: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """How the Trainer fits the model and what the export holds."""
   epochs: int = 10
-  # At most this many optimizer steps in all: ml-100k and ml-1m train their 10 epochs, larger sets fewer
-  # (5M ratings: 4, ml-25m: 1); components/trainer.py epochs_for.
+  # At most this many optimizer steps in all: ml-100k trains its 10 epochs, larger sets fewer (with 12 negatives
+  # ml-1m 3, ml-25m 1); components/trainer.py epochs_for.
   max_train_steps: int = 30_000
   batch_size: int = 1024
   learning_rate: float = 1e-3
-  # One redrawn negative per rated pair keeps both heads on target on ml-100k (HR@10 0.65, liked AUC 0.78); 4
-  # gives HR@10 0.70 but liked AUC 0.76 (BENCHMARKS.md).
-  negatives_per_positive: int = 1
+  # With liked_tower "rating" negatives no longer cost liked AUC: 12 per rated pair beat 4 and 8 on HR@10 and
+  # NDCG@10 (ml-100k validation split; BENCHMARKS.md, issue 14), at 6.5x the steps of one.
+  negatives_per_positive: int = 12
   negative_sampler: Literal["uniform", "popularity"] = "uniform"
   interaction_loss_weight: float = 1.0
-  # Keras averages the liked loss over every pair of a batch, sampled ones included (weight 0), so a weight of
-  # 1 + negatives_per_positive gives each rated pair the pull it would have alone (BENCHMARKS.md).
-  liked_loss_weight: float = 2.0
-  liked_blend: float = 1.0  # score = P(interaction) * P(liked) ** liked_blend
+  # The towers' liked loss is averaged over every pair of a batch, sampled ones included as not liked, and scaled
+  # by the share of rated pairs (components/trainer.py), so 1 + negatives_per_positive puts it at the
+  # interaction loss's scale; it also weighs the rating factorisation's loss (BENCHMARKS.md).
+  liked_loss_weight: float = 13.0
+  # score = P(interaction) * P(liked) ** liked_blend; 0.5 beat 0 and 1 with liked_tower "rating" (BENCHMARKS.md).
+  liked_blend: float = 0.5
   id_dropout: float = 0.02  # share of training ids replaced by OOV so cold-start embeddings learn
   recommend_k: int = 10
   # `recommend` re-ranks this many movies, picked by a cheap score, with the exact NeuMF; catalogs up to this size

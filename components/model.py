@@ -1,8 +1,12 @@
 """NeuMF (GMF + MLP towers over id embeddings) with two heads, `interaction` and `liked` (Keras 3).
 
 The `liked` head reads the same towers (ModelConfig.liked_tower "shared"), and with "mf" adds a biased matrix
-factorisation of the rating on embeddings of its own, trained on the rating itself.
+factorisation of the rating on embeddings of its own, trained on the rating itself. With "rating" the served
+`liked` is that factorisation alone, calibrated, while a `liked` head on the towers still trains them (it is what
+teaches them which movies a user likes) but is not served.
 """
+from typing import List, Optional
+
 import keras
 import numpy as np
 
@@ -12,10 +16,18 @@ from components.hparams import ModelConfig
 INTERACTION_HEAD = features.INTERACTION
 LIKED_HEAD = features.LIKED
 HEADS = (INTERACTION_HEAD, LIKED_HEAD)
-# ModelConfig.liked_tower "mf" only: the tower's predicted rating minus the train mean (a training target, not
-# served) and the layer that maps it to the `liked` logit.
+# ModelConfig.liked_tower "mf" and "rating": the tower's predicted rating minus the train mean (a training target,
+# not served) and the layer that maps it to the `liked` logit.
 RATING_OUTPUT = "rating"
 LIKED_CALIBRATION = "liked_calibration"
+# ModelConfig.liked_tower "rating" only: the towers' `liked` head, a training target (liked labels) that is not
+# served; its layers are named after it.
+TOWERS_LIKED_OUTPUT = "liked_towers"
+# ModelConfig.rating_row_l2 > 0 only: squared norms of the factorisation's looked-up user and movie rows (factors
+# and bias), training targets of the row penalty.
+RATING_USER_NORM = "rating_user_norm"
+RATING_MOVIE_NORM = "rating_movie_norm"
+LIKED_TOWERS = ("shared", "mf", "rating")
 
 
 def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, config: ModelConfig) -> keras.Model:
@@ -30,8 +42,9 @@ def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, confi
 
   Returns:
     A model taking {"user_id": int64 [batch], "movie_id": int64 [batch]} and returning
-    {"interaction": float32 [batch], "liked": float32 [batch]} probabilities, and with liked_tower "mf" also
-    "rating": float32 [batch], the predicted rating minus the train mean.
+    {"interaction": float32 [batch], "liked": float32 [batch]} probabilities, with liked_tower "mf" or "rating"
+    also "rating": float32 [batch], the predicted rating minus the train mean, and with "rating" also
+    "liked_towers": float32 [batch], the towers' P(liked).
   """
   if movie_genres.shape[0] != num_movies:
     raise ValueError(f"movie_genres has {movie_genres.shape[0]} rows, expected one per movie index ({num_movies})")
@@ -63,34 +76,52 @@ def build_model(num_users: int, num_movies: int, movie_genres: np.ndarray, confi
     if config.dropout:
       mlp = keras.layers.Dropout(config.dropout, name=f"mlp_dropout_{index}")(mlp)
   shared = keras.layers.Concatenate(name="neumf")([gmf, mlp])
-  if config.liked_tower not in ("shared", "mf"):
-    raise ValueError(f"ModelConfig.liked_tower is {config.liked_tower!r}; expected 'shared' or 'mf'")
-  liked_mf = config.liked_tower == "mf"
-  bias_regularizers = {INTERACTION_HEAD: None, LIKED_HEAD: None}
-  factors = {}
-  if liked_mf:
-    liked_regularizer = keras.regularizers.L2(config.liked_l2)
-    bias_regularizers[LIKED_HEAD] = liked_regularizer
-    factors[LIKED_HEAD] = [keras.layers.Dot(axes=-1, name=f"{LIKED_HEAD}_mf")([
-        keras.layers.Embedding(rows, config.liked_embedding_dim, name=f"{side}_{LIKED_HEAD}_embedding",
-                               embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01),
-                               embeddings_regularizer=liked_regularizer)(ids)
-        for side, rows, ids in (("user", num_users, user), ("movie", num_movies, movie))])]
+  if config.liked_tower not in LIKED_TOWERS:
+    raise ValueError(f"ModelConfig.liked_tower is {config.liked_tower!r}; expected one of {LIKED_TOWERS}")
+  liked_mf = config.liked_tower != "shared"
+  # The heads on the towers, each with biases of its own ("rating": the towers' `liked` is not the served one).
+  tower_heads = (INTERACTION_HEAD, TOWERS_LIKED_OUTPUT if config.liked_tower == "rating" else LIKED_HEAD)
+
+  def biases(name: str, bias_regularizer: Optional[keras.regularizers.Regularizer]) -> List[keras.KerasTensor]:
+    # Per-head biases: popularity drives `interaction`, a user's rating habits drive `liked`.
+    return [keras.layers.Embedding(rows, 1, embeddings_initializer="zeros", name=f"{name}_{side}_bias",
+                                   embeddings_regularizer=bias_regularizer)(ids)
+            for side, rows, ids in (("user", num_users, user), ("movie", num_movies, movie))]
 
   outputs = {}
-  for head in HEADS:
-    # Per-head biases: popularity drives `interaction`, a user's rating habits drive `liked`.
-    biased = factors.get(head, []) + [
-        keras.layers.Embedding(rows, 1, embeddings_initializer="zeros", name=f"{head}_{side}_bias",
-                               embeddings_regularizer=bias_regularizers[head])(ids)
-        for side, rows, ids in (("user", num_users, user), ("movie", num_movies, movie))]
-    towers = keras.layers.Dense(1, kernel_regularizer=regularizer, name=f"{head}_dense")(shared)
-    if head in factors:
-      # The factorisation predicts the centred rating (its own loss); the head adds a learnt multiple of it to
-      # the towers' logit without pulling on the factors.
-      rating = keras.layers.Add(name=f"{RATING_OUTPUT}_centred")(biased)
-      outputs[RATING_OUTPUT] = keras.ops.squeeze(rating, axis=-1)
-      biased = [keras.layers.Dense(1, name=LIKED_CALIBRATION)(keras.ops.stop_gradient(rating))]
-    logit = keras.layers.Add(name=f"{head}_logit")([towers] + biased)
-    outputs[head] = keras.ops.squeeze(keras.layers.Activation("sigmoid", name=head)(logit), axis=-1)
+  rating_part = None
+  if liked_mf:
+    liked_regularizer = keras.regularizers.L2(config.liked_l2) if config.liked_l2 else None
+    rows_by_side = {}  # side -> [factor row [B, L], bias row [B, 1]] of the looked-up ids
+    for side, rows, ids in (("user", num_users, user), ("movie", num_movies, movie)):
+      rows_by_side[side] = [keras.layers.Embedding(
+          rows, config.liked_embedding_dim, name=f"{side}_{LIKED_HEAD}_embedding",
+          embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01),
+          embeddings_regularizer=liked_regularizer)(ids)]
+    factors = keras.layers.Dot(axes=-1, name=f"{LIKED_HEAD}_mf")([rows_by_side["user"][0], rows_by_side["movie"][0]])
+    user_bias, movie_bias = biases(LIKED_HEAD, liked_regularizer)
+    rows_by_side["user"].append(user_bias)
+    rows_by_side["movie"].append(movie_bias)
+    if config.rating_row_l2:
+      # Squared norm of each pair's looked-up rows, a training target only: the Trainer weighs it by
+      # rating_row_l2 / the row's count, which sums to an ALS-style L2 per row over an epoch.
+      for side, name in (("user", RATING_USER_NORM), ("movie", RATING_MOVIE_NORM)):
+        outputs[name] = keras.ops.sum(keras.ops.square(keras.ops.concatenate(rows_by_side[side], axis=-1)), axis=-1)
+    rating = keras.layers.Add(name=f"{RATING_OUTPUT}_centred")([factors, user_bias, movie_bias])
+    outputs[RATING_OUTPUT] = keras.ops.squeeze(rating, axis=-1)
+    # The factorisation predicts the centred rating (its own loss); `liked` reads a learnt multiple of it
+    # without pulling on the factors.
+    rating_part = keras.layers.Dense(1, name=LIKED_CALIBRATION)(keras.ops.stop_gradient(rating))
+
+  for name in tower_heads:
+    logit_parts = [keras.layers.Dense(1, kernel_regularizer=regularizer, name=f"{name}_dense")(shared)]
+    if name == LIKED_HEAD and rating_part is not None:
+      logit_parts.append(rating_part)  # "mf": the liked biases are the factorisation's
+    else:
+      logit_parts += biases(name, None)
+    logit = keras.layers.Add(name=f"{name}_logit")(logit_parts)
+    outputs[name] = keras.ops.squeeze(keras.layers.Activation("sigmoid", name=name)(logit), axis=-1)
+  if config.liked_tower == "rating":
+    liked = keras.layers.Activation("sigmoid", name=LIKED_HEAD)(rating_part)
+    outputs[LIKED_HEAD] = keras.ops.squeeze(liked, axis=-1)
   return keras.Model(inputs={features.USER_ID: user, features.MOVIE_ID: movie}, outputs=outputs, name="neumf")

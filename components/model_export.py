@@ -54,7 +54,8 @@ class CatalogRanker(tf.Module):
   With `candidates` >= the catalog it re-ranks the whole catalog, which is exact. Movie-side tables (the movie
   half of the MLP's first layer among them) are computed here once; user-side lookups read the model's own
   embedding variables. A `liked` head with factors of its own (ModelConfig.liked_tower "mf") adds u_l . m_l to
-  its logit, in both stages. Shapes: B users, M known movies, C candidates, G GMF dim, L liked factors (0 when
+  its logit, in both stages; with "rating" its logit is that factorisation alone (the towers' `liked` head is
+  not served). Shapes: B users, M known movies, C candidates, G GMF dim, L liked factors (0 when
   shared), H1 first MLP layer.
   """
 
@@ -83,7 +84,11 @@ class CatalogRanker(tf.Module):
     movie_gmf = model.get_layer("movie_gmf_embedding").get_weights()[0][:known_movies]
     self._movie_gmf = tf.Variable(movie_gmf, trainable=False, name="movie_gmf")
     self._mlp_rest = [_dense_weights(model, name) for name in mlp_names[1:]]
-    head_kernels, head_biases = zip(*(_dense_weights(model, f"{head}_dense") for head in ncf_model.HEADS))
+    # With liked_tower "rating" the served `liked` logit has no towers' part: its column of the head kernel is 0.
+    head_kernels, head_biases = zip(*(
+        _dense_weights(model, f"{head}_dense") if f"{head}_dense" in layer_names
+        else (np.zeros((model.get_layer("neumf").output.shape[-1], 1), np.float32), np.zeros(1, np.float32))
+        for head in ncf_model.HEADS))
     head_kernel = np.concatenate(head_kernels, 1)  # [G + H_last, heads], heads in ncf_model.HEADS order
     liked_mf = ncf_model.LIKED_CALIBRATION in layer_names
     # The liked head's own factors (L dims; L = 0 without them) and their multiple a * x + c (1, 0 without):

@@ -2,9 +2,12 @@
 
 The train split holds only rated pairs. Each epoch the input pipeline pairs every rated (user, movie) with
 `negatives_per_positive` freshly drawn movies of the known catalog (uniform or popularity-aware): the
-`interaction` head learns rated vs. unrated, the `liked` head learns from rated pairs only (its sample weight
-is 0 on sampled pairs). Id dropout swaps a share of ids for OOV buckets so unseen users and movies get trained
-embeddings (close to an average user: the most popular movies).
+`interaction` head learns rated vs. unrated. The `liked` head on the towers learns from every pair, sampled ones
+as not liked: Keras 3 reduces a [batch] output's binary cross-entropy over the batch before sample weights
+apply, so its weights (0 on sampled pairs) only scale its loss by the share of rated pairs. The rating
+factorisation (ModelConfig.liked_tower "mf", "rating") and the served `liked` of "rating" learn from rated pairs
+only (`_per_pair` losses, which the weights do select). Id dropout swaps a share of ids for OOV buckets so unseen
+users and movies get trained embeddings (close to an average user: the most popular movies).
 """
 import dataclasses
 import logging
@@ -43,6 +46,7 @@ class Catalog:
     num_users / num_movies: vocabulary size plus OOV buckets (embedding rows).
     known_users / known_movies: vocabulary size; indices >= these are OOV buckets.
     movie_counts: int64 [num_movies] train ratings per movie index.
+    user_counts: int64 [num_users] train ratings per user index.
     movie_genres: float32 [num_movies, num_genre_buckets] genre multi-hot per movie, rows sum to 1 (or 0).
     mean_rating: mean rating of the train split.
   """
@@ -51,6 +55,7 @@ class Catalog:
   num_movies: int
   known_movies: int
   movie_counts: np.ndarray
+  user_counts: np.ndarray
   movie_genres: np.ndarray
   mean_rating: float
 
@@ -68,6 +73,7 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
   num_movies = tf_transform_output.num_buckets_for_transformed_feature(features.MOVIE_ID)
   num_genres = tf_transform_output.num_buckets_for_transformed_feature(features.GENRES)
   counts = np.zeros(num_movies, np.int64)
+  user_counts = np.zeros(tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID), np.int64)
   genres = np.zeros((num_movies, num_genres), np.float32)
   options = tfxio.TensorFlowDatasetOptions(batch_size=8192, num_epochs=1, shuffle=False)
   dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
@@ -75,6 +81,7 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
   for batch in dataset:
     movies = batch[features.MOVIE_ID].numpy().reshape(-1)
     np.add.at(counts, movies, 1)
+    np.add.at(user_counts, batch[features.USER_ID].numpy().reshape(-1), 1)
     rating_sum += float(batch[features.RATING].numpy().sum())
     genre_ids = batch[features.GENRES]
     genres[movies[genre_ids.indices[:, 0].numpy()], genre_ids.values.numpy()] = 1.0
@@ -85,6 +92,7 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
       num_movies=num_movies,
       known_movies=tf_transform_output.vocabulary_size_by_name(features.MOVIE_ID),
       movie_counts=counts,
+      user_counts=user_counts,
       movie_genres=np.divide(genres, row_sums, out=np.zeros_like(genres), where=row_sums > 0),
       mean_rating=rating_sum / max(int(counts.sum()), 1))
 
@@ -118,14 +126,18 @@ def _id_dropout(ids: tf.Tensor, known: int, total: int, rate: float, generator: 
 
 def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
                           dataset_factory: DatasetFactory, catalog: Catalog, config: TrainConfig,
-                          seed: int, rating_target: bool = False) -> tf.data.Dataset:
+                          seed: int, rating_target: bool = False,
+                          towers_liked_target: bool = False, row_norm_targets: bool = False) -> tf.data.Dataset:
   """Returns one epoch of (features, labels, sample weights) batches; iterating it again draws new negatives.
 
   Each yielded batch holds B rated pairs and B * negatives_per_positive sampled pairs:
     features: {"user_id", "movie_id"}: int64 [n]; labels: {"interaction", "liked"}: float32 [n];
     sample weights: {"interaction": 1, "liked": 1 on rated pairs, 0 on sampled pairs}: float32 [n].
-  With `rating_target` (ModelConfig.liked_tower "mf") also the label "rating", the rating minus the train mean,
-  weighted like "liked".
+  With `rating_target` (ModelConfig.liked_tower "mf" or "rating") also the label "rating", the rating minus the
+  train mean, and with `towers_liked_target` ("rating") the label "liked_towers", a copy of "liked"; both
+  weighted like "liked". With `row_norm_targets` (ModelConfig.rating_row_l2) also "rating_user_norm" and
+  "rating_movie_norm" (labels 0, unused), weighted 1 / the train count of the row each rated pair looks up (0 on
+  sampled pairs), so that over an epoch each row's squared norm counts once.
   """
   ratio = config.negatives_per_positive
   positives_per_batch = max(1, config.batch_size // (1 + ratio))
@@ -134,6 +146,13 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
   dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
   sampler = negatives.make_sampler(config.negative_sampler, catalog.movie_counts[:catalog.known_movies])
   generator = tf.random.Generator.from_seed(seed)  # its state advances, so each epoch draws new negatives
+  # Rows looked up per epoch by rated pairs: the train count, and for an OOV bucket its share of id dropout.
+  total = float(catalog.movie_counts.sum())
+  inverse_user_counts, inverse_movie_counts = (
+      tf.constant(1.0 / np.maximum(np.where(np.arange(len(counts)) < known, counts,
+                                            config.id_dropout * total / max(len(counts) - known, 1)), 1.0),
+                  tf.float32)
+      for counts, known in ((catalog.user_counts, catalog.known_users), (catalog.movie_counts, catalog.known_movies)))
 
   def add_negatives(batch: Mapping[str, tf.Tensor]) -> Batch:
     users = tf.reshape(batch[features.USER_ID], [-1])
@@ -153,6 +172,9 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
       centred = tf.reshape(batch[features.RATING], [-1]) - catalog.mean_rating
       labels[ncf_model.RATING_OUTPUT] = tf.concat([centred, negative], 0)
       weights[ncf_model.RATING_OUTPUT] = weights[ncf_model.LIKED_HEAD]
+    if towers_liked_target:
+      labels[ncf_model.TOWERS_LIKED_OUTPUT] = labels[ncf_model.LIKED_HEAD]
+      weights[ncf_model.TOWERS_LIKED_OUTPUT] = weights[ncf_model.LIKED_HEAD]
     if config.shuffle_labels:
       # Only for tests that need a deliberately worse candidate: labels no longer belong to their pairs.
       order = tf.argsort(generator.uniform(tf.shape(users)))
@@ -162,6 +184,11 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
         features.USER_ID: _id_dropout(users, catalog.known_users, catalog.num_users, config.id_dropout, generator),
         features.MOVIE_ID: _id_dropout(movies, catalog.known_movies, catalog.num_movies, config.id_dropout,
                                        generator)}
+    if row_norm_targets:
+      for name, ids, inverse in ((ncf_model.RATING_USER_NORM, inputs[features.USER_ID], inverse_user_counts),
+                                 (ncf_model.RATING_MOVIE_NORM, inputs[features.MOVIE_ID], inverse_movie_counts)):
+        labels[name] = tf.zeros_like(weights[ncf_model.LIKED_HEAD])
+        weights[name] = weights[ncf_model.LIKED_HEAD] * tf.gather(inverse, ids)
     return inputs, labels, weights
 
   # Sequential map: the shared generator then draws the same numbers for the same batches on every run.
@@ -170,6 +197,25 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
   batches = math.ceil(int(catalog.movie_counts.sum()) / positives_per_batch)
   return (dataset.map(add_negatives).apply(tf.data.experimental.assert_cardinality(batches))
           .prefetch(tf.data.AUTOTUNE))
+
+
+def _per_pair(loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+  """`loss` with one value per pair, so that sample weights select pairs.
+
+  Keras 3 losses average over the last axis; on a [batch] output that is the whole batch, and the sample weights
+  then only scale that mean (weight-0 pairs stay in it). A trailing axis of 1 keeps one value per pair.
+  """
+  def per_pair(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    return loss(y_true[:, None], y_pred[:, None])
+
+  per_pair.__name__ = loss.__name__
+  return per_pair
+
+
+def _row_penalty(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+  """The predicted squared row norm itself (y_true, 0, is unused): a penalty, weighted per pair."""
+  del y_true
+  return keras.ops.mean(y_pred, axis=-1)
 
 
 def epochs_for(steps_per_epoch: int, config: TrainConfig) -> int:
@@ -199,13 +245,23 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
   losses = {head: keras.losses.BinaryCrossentropy() for head in ncf_model.HEADS}
   loss_weights = {ncf_model.INTERACTION_HEAD: train_config.interaction_loss_weight,
                   ncf_model.LIKED_HEAD: train_config.liked_loss_weight}
-  rating_target = model_config.liked_tower == "mf"
+  rating_target = model_config.liked_tower in ("mf", "rating")
+  towers_liked_target = model_config.liked_tower == "rating"
   if rating_target:
-    losses[ncf_model.RATING_OUTPUT] = keras.losses.MeanSquaredError()
+    losses[ncf_model.RATING_OUTPUT] = _per_pair(keras.losses.mean_squared_error)
     loss_weights[ncf_model.RATING_OUTPUT] = train_config.liked_loss_weight
+  row_norm_targets = rating_target and model_config.rating_row_l2 > 0
+  for name in (ncf_model.RATING_USER_NORM, ncf_model.RATING_MOVIE_NORM) if row_norm_targets else ():
+    losses[name] = _per_pair(_row_penalty)
+    loss_weights[name] = train_config.liked_loss_weight * model_config.rating_row_l2
+  if towers_liked_target:
+    losses[ncf_model.LIKED_HEAD] = _per_pair(keras.losses.binary_crossentropy)  # calibrated on rated pairs only
+    losses[ncf_model.TOWERS_LIKED_OUTPUT] = keras.losses.BinaryCrossentropy()
+    loss_weights[ncf_model.TOWERS_LIKED_OUTPUT] = train_config.liked_loss_weight
   model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate), loss=losses, loss_weights=loss_weights)
   dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
-                                  seed=train_config.seed, rating_target=rating_target)
+                                  seed=train_config.seed, rating_target=rating_target,
+                                  towers_liked_target=towers_liked_target, row_norm_targets=row_norm_targets)
   epochs = epochs_for(int(dataset.cardinality()), train_config)
   model.fit(dataset, epochs=epochs, verbose=0, callbacks=[EpochLog(epochs, int(dataset.cardinality()))])
   return model, catalog

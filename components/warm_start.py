@@ -36,9 +36,11 @@ _LOG = logging.getLogger(__name__)
 # changes too: a window of spans may lack a genre its predecessor had).
 ID_TABLES = {
     features.USER_ID: ("user_gmf_embedding", "user_mlp_embedding", f"user_{ncf_model.LIKED_HEAD}_embedding",
-                       *(f"{head}_user_bias" for head in ncf_model.HEADS)),
+                       *(f"{head}_user_bias" for head in ncf_model.HEADS),
+                       f"{ncf_model.TOWERS_LIKED_OUTPUT}_user_bias"),
     features.MOVIE_ID: ("movie_gmf_embedding", "movie_mlp_embedding", f"movie_{ncf_model.LIKED_HEAD}_embedding",
-                        *(f"{head}_movie_bias" for head in ncf_model.HEADS)),
+                        *(f"{head}_movie_bias" for head in ncf_model.HEADS),
+                        f"{ncf_model.TOWERS_LIKED_OUTPUT}_movie_bias"),
     features.GENRES: ("genre_projection",),
 }
 # Built from the current catalog and not trained: never copied.

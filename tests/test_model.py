@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,7 +21,7 @@ from tests.support import testdata
 from tests.support.tiny_model import export_tiny_ncf_model
 
 
-@pytest.fixture(scope="module", params=["shared", "mf"])
+@pytest.fixture(scope="module", params=["shared", "mf", "rating"])
 def trained(request, tmp_path_factory):
   """Tiny data -> Transform -> trained NeuMF (each `liked` tower) -> SavedModel; returns the pieces the tests
   look at."""
@@ -47,8 +48,13 @@ def test_model_is_sized_from_transform_vocabularies(trained):
   assert model.get_layer("movie_mlp_embedding").input_dim == movies
   heads = model({features.USER_ID: tf.constant([0, 1, users - 1], tf.int64),
                  features.MOVIE_ID: tf.constant([0, 1, movies - 1], tf.int64)})
-  # The "mf" liked tower also outputs the centred rating it is trained on.
-  assert set(heads) == set(ncf_model.HEADS) | ({ncf_model.RATING_OUTPUT} if trained["liked_tower"] == "mf" else set())
+  # The "mf" and "rating" liked towers also output the centred rating they are trained on and its rows' squared
+  # norms (rating_row_l2 > 0, the default), "rating" the towers' liked head too (training targets, not served).
+  factorisation = {ncf_model.RATING_OUTPUT, ncf_model.RATING_USER_NORM, ncf_model.RATING_MOVIE_NORM}
+  assert testdata.TINY_MODEL.rating_row_l2 > 0
+  extra = {"shared": set(), "mf": factorisation,
+           "rating": factorisation | {ncf_model.TOWERS_LIKED_OUTPUT}}[trained["liked_tower"]]
+  assert set(heads) == set(ncf_model.HEADS) | extra
   for head in ncf_model.HEADS:
     assert heads[head].shape == (3,)
     assert np.all((heads[head].numpy() > 0) & (heads[head].numpy() < 1))
@@ -103,6 +109,33 @@ def test_rating_target_is_the_centred_rating_of_rated_pairs(trained):
   assert 1.0 < catalog.mean_rating < 5.0
   assert centred[rated].min() < 0 < centred[rated].max() and np.all(centred[~rated] == 0)
   np.testing.assert_allclose(np.unique(centred[rated] + catalog.mean_rating) % 1, 0, atol=1e-5)
+
+
+def test_row_norm_targets_weigh_each_rated_pair_by_its_rows_counts(trained):
+  catalog = trained["catalog"]
+  config = dataclasses.replace(testdata.TINY_TRAIN, id_dropout=0.0)
+  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
+                                          testdata.tfrecord_dataset_factory, catalog, config, seed=1,
+                                          rating_target=True, row_norm_targets=True)
+  inputs, labels, weights = next(iter(dataset))
+  rated = labels[ncf_model.INTERACTION_HEAD].numpy() == 1
+  for name, ids, counts in ((ncf_model.RATING_USER_NORM, inputs[features.USER_ID], catalog.user_counts),
+                            (ncf_model.RATING_MOVIE_NORM, inputs[features.MOVIE_ID], catalog.movie_counts)):
+    # Over an epoch a row is looked up `count` times by rated pairs: its squared norm counts once in all.
+    np.testing.assert_allclose(weights[name].numpy(), rated / counts[ids.numpy()], rtol=1e-6)
+  assert catalog.user_counts.sum() == catalog.movie_counts.sum()
+
+
+def test_per_pair_losses_leave_weight_zero_pairs_out():
+  inputs = keras.Input(shape=(1,))
+  model = keras.Model(inputs, {"p": keras.ops.squeeze(keras.layers.Dense(1, name="p")(inputs), -1)})
+  model.compile(loss={"p": trainer._per_pair(keras.losses.mean_squared_error)})
+  prediction = float(model.predict(np.ones((1, 1), np.float32), verbose=0)["p"][0])
+  labels, weights = np.array([1.0, 2.0, 50.0, -50.0], np.float32), np.array([1.0, 1.0, 0.0, 0.0], np.float32)
+  loss = model.evaluate(tf.data.Dataset.from_tensors((np.ones((4, 1), np.float32), {"p": labels}, {"p": weights})),
+                        verbose=0)
+  # Mean over the batch of the weighted squared errors: the weight-0 pairs' large errors do not count.
+  np.testing.assert_allclose(loss, ((prediction - 1) ** 2 + (prediction - 2) ** 2) / 4, rtol=1e-5)
 
 
 def test_id_dropout_maps_ids_to_oov_buckets(trained):

@@ -21,7 +21,7 @@ from components.hparams import ModelConfig, TrainConfig
 from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, InfraValidationConfig, PipelineConfig
 from tests.support import testdata
 
-MODEL = ModelConfig(gmf_embedding_dim=4, mlp_embedding_dim=4, mlp_layers=(8, 4), liked_embedding_dim=3)
+MODEL = ModelConfig(gmf_embedding_dim=4, mlp_embedding_dim=4, mlp_layers=(8, 4), liked_embedding_dim=3, liked_tower="shared")
 OOV = 1
 BASE = {features.USER_ID: [b"a", b"b", b"c"], features.MOVIE_ID: [b"m1", b"m2", b"m3", b"m4"],
         features.GENRES: [b"Drama", b"Comedy", b"unknown"]}
@@ -74,7 +74,7 @@ def test_row_mapping_moves_known_ids_to_their_new_index_and_copies_the_oov_bucke
   assert not other.oov_copied
 
 
-@pytest.mark.parametrize("liked_tower", ["shared", "mf"])
+@pytest.mark.parametrize("liked_tower", ["shared", "mf", "rating"])
 def test_warm_start_copies_every_id_table_by_id_across_a_vocabulary_change(tmp_path, liked_tower):
   config = dataclasses.replace(MODEL, liked_tower=liked_tower)
   base_model = _build(BASE, config)
@@ -89,7 +89,8 @@ def test_warm_start_copies_every_id_table_by_id_across_a_vocabulary_change(tmp_p
   after = _values(model)
   tables = {name: [path for path in after if path.split("/")[0] in names]
             for name, names in warm_start.ID_TABLES.items()}
-  per_side = 4 + (liked_tower == "mf")  # gmf, mlp, a bias per head, the liked factors of "mf"
+  # gmf, mlp, a bias per head, the liked factors of "mf" and "rating", the towers' liked bias of "rating"
+  per_side = {"shared": 4, "mf": 5, "rating": 6}[liked_tower]
   assert [len(found) for found in tables.values()] == [per_side, per_side, 1]
   for vocabulary, paths in tables.items():
     base_index = {token: index for index, token in enumerate(BASE[vocabulary])}
@@ -110,7 +111,7 @@ def test_warm_start_copies_every_id_table_by_id_across_a_vocabulary_change(tmp_p
   assert (genres.copied, genres.new, genres.dropped) == (2, 0, 1)
   assert len(summary.tables_copied) == 2 * per_side + 1
   assert "users 2 copied, 1 new, 1 dropped; movies 2 copied, 1 new, 2 dropped" in summary.describe()
-  if liked_tower == "mf":
+  if liked_tower != "shared":
     assert ncf_model.LIKED_CALIBRATION + "/kernel" in summary.weights_copied
 
 

@@ -24,8 +24,11 @@ PATH_FLAGS = (
 MODEL_FLAGS = (Flag("gmf_embedding_dim", "gmf-dim"), Flag("mlp_embedding_dim", "mlp-dim"),
                Flag("mlp_layers", help="Comma-separated units, e.g. 64,32,16."), "l2",
                Flag("liked_tower", help="shared: the liked head reads the GMF and MLP towers only; mf: it adds a "
-                    "biased matrix factorisation of the rating on embeddings of its own."),
-               Flag("liked_embedding_dim", "liked-dim"), "liked_l2")
+                    "biased matrix factorisation of the rating on embeddings of its own; rating: liked is that "
+                    "factorisation alone, calibrated, and a liked head on the towers (not served) trains them."),
+               Flag("liked_embedding_dim", "liked-dim"), "liked_l2",
+               Flag("rating_row_l2", help="ALS-style L2 of the rating factorisation: lambda per row, on the rows "
+                    "rated pairs look up (0: off)."))
 TRAIN_FLAGS = (
     "epochs", "batch_size", "learning_rate",
     Flag("negatives_per_positive", "negatives", "Sampled unrated movies per rated pair, redrawn every epoch."),
