@@ -39,7 +39,7 @@ class Servable:
     on_batch: metrics hook called with (model name, signature, BatchStats) for every executed batch.
     limits: what one request may allocate (element and string byte caps); max_batch_size is filled in from
       `batching`.
-    session_config: the model's Session options (session_config(): the TensorFlow thread flags).
+    session_config: the model's Session options (default: session_config_from the default flags).
   """
 
   def __init__(self, name: str, version: int, path: Path, batching: Optional[batcher.BatchingOptions] = None,
@@ -59,13 +59,10 @@ class Servable:
     # SignatureDef's tensor names. A TF2 export whose signatures read variables the saver does not restore
     # fails its warmup and requests ("Could not find variable") as it would in TF Serving.
     self._session = _load_session(self.path, session_config or session_config_from(ServerOptions()))
-    functions = {key: _session_runner(self._session, signature_def)
-                 for key, signature_def in meta_graph.signature_def.items()}
-    self.signatures: Dict[str, Signature] = {}
-    for key, signature_def in meta_graph.signature_def.items():
-      if key in functions:
-        self.signatures[key] = Signature(key, signature_def, functions[key], _input_specs(signature_def),
-                                         _is_batchable(signature_def))
+    self.signatures: Dict[str, Signature] = {
+        key: Signature(key, signature_def, _session_runner(self._session, signature_def),
+                       _input_specs(signature_def), _is_batchable(signature_def))
+        for key, signature_def in meta_graph.signature_def.items()}
     self._queues: Dict[str, batcher.BatchQueue] = {}
     self._queues_lock = threading.Lock()
 
