@@ -34,7 +34,7 @@ def main() -> None:
       if not (args.movielens_dir / release).is_dir():
         continue
       real = _stats(args.movielens_dir / release)
-      shape = synthetic.SyntheticShape(real["users"], real["movies"], real["ratings"])
+      shape = synthetic.SyntheticShape(real["users"], real["movies"], real["ratings"], like=release)
       results[release] = {"real": real,
                           "synthetic": _stats(synthetic.generate(shape, Path(tmp) / release))}
   text = json.dumps(results, indent=2)

@@ -5,6 +5,7 @@ from typing import Literal, Optional, Tuple
 
 from components.hparams import ModelConfig, TrainConfig
 
+SyntheticLike = Literal["ml-100k", "ml-latest-small"]  # pipeline/data/synthetic_calibration.py's CALIBRATIONS
 DatasetName = Literal["synthetic", "ml-100k", "ml-1m", "ml-latest-small", "ml-25m", "ml-latest"]
 SplitMode = Literal["temporal", "global_temporal", "random"]
 BadRowPolicy = Literal["fail", "skip"]
@@ -34,6 +35,7 @@ class DataConfig:
     seed: seeds the split, the eval negatives and the synthetic generator.
     on_bad_rows: "fail" stops at the first bad row naming file and line; "skip" skips and reports them.
     synthetic_users / synthetic_movies / synthetic_ratings: shape of the synthetic set.
+    synthetic_like: the release whose statistics the synthetic set imitates (ratings, genres, activity, time).
     span_by: None (one train/eval split), or cut the ratings by timestamp into numbered spans: "week", "month",
       "year" or "N-days" (pipeline/data/spans.py); span N's train is period N, its eval period N + 1, and
       `split` and `eval_fraction` do not apply.
@@ -52,6 +54,7 @@ class DataConfig:
   synthetic_users: int = 943
   synthetic_movies: int = 1682
   synthetic_ratings: int = 100_000
+  synthetic_like: SyntheticLike = "ml-100k"
   span_by: Optional[str] = None
   span_window: int = 3
 

@@ -15,6 +15,7 @@ from pipeline import baseline
 from components import eval_metrics
 from components import features
 from components import signatures
+from components import transform as transform_module
 from pipeline import drift_gate
 from pipeline import span_resolvers
 from pipeline.anomalies_gate import AnomaliesGate
@@ -214,7 +215,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
                                            transform=[features.TRAIN_SPLIT, features.EVAL_SPLIT]),
       custom_config={"vocab_oov_buckets": config.train.vocab_oov_buckets},
       # Pre/post-transform statistics would double Transform's time; StatisticsGen already covers the input.
-      disable_statistics=True)
+      disable_statistics=True,
+      force_tf_compat_v1=transform_module.FORCE_TF_COMPAT_V1)
   transform.add_upstream_node(anomalies_gate)
   if span_drift_gate is not None:
     transform.add_upstream_node(span_drift_gate)

@@ -1,5 +1,6 @@
 """The synthetic generator: reproducible, the requested shape, MovieLens-like, and learnable."""
 import hashlib
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from pipeline.data import shape_stats
 from pipeline.data import split
 from pipeline.data import synthetic
 from pipeline.data.bad_rows import BadRows
+from pipeline.data.synthetic_calibration import CALIBRATIONS, GENRES, ML_100K, ML_LATEST_SMALL
+from pipeline.config import SyntheticLike
 
 SHAPE = synthetic.SyntheticShape(users=300, movies=1000, ratings=20_000, seed=7)
 
@@ -47,13 +50,13 @@ def test_shape_and_movielens_structure(generated):
   assert per_movie.iloc[: SHAPE.movies // 10].sum() > 0.3 * SHAPE.ratings  # popular head
   assert set(np.unique(ratings.rating)) == {1.0, 2.0, 3.0, 4.0, 5.0}  # whole stars, as ml-100k
   shares = ratings.rating.value_counts(normalize=True).sort_index().to_numpy()
-  np.testing.assert_allclose(shares, synthetic.RATING_SHARES, atol=0.02)
+  np.testing.assert_allclose(shares, ML_100K.rating_shares, atol=0.02)
   genres = loaded.movies.genres.str.split("|")
-  assert set(genres.explode()) <= set(synthetic.GENRES)
+  assert set(genres.explode()) <= set(GENRES)
   assert genres.str.len().mean() == pytest.approx(1.72, abs=0.1)
-  genre_shares = genres.explode().value_counts().reindex(synthetic.GENRES, fill_value=0) / len(genres)
-  np.testing.assert_allclose(genre_shares, synthetic.GENRE_SHARES, atol=0.04)  # Drama 0.43, Comedy 0.30, ...
-  assert ratings.timestamp.between(synthetic.FIRST_TIMESTAMP, synthetic.LAST_TIMESTAMP).all()
+  genre_shares = genres.explode().value_counts().reindex(GENRES, fill_value=0) / len(genres)
+  np.testing.assert_allclose(genre_shares, ML_100K.genre_shares, atol=0.04)  # Drama 0.43, Comedy 0.30, ...
+  assert ratings.timestamp.between(ML_100K.first_timestamp, ML_100K.last_timestamp).all()
   # Sessions: most of a user's ratings share their second with another one of theirs (ml-100k: 76 %), and
   # most users rate everything within a day.
   assert ratings.duplicated(["user_id", "timestamp"], keep=False).mean() > 0.6
@@ -70,6 +73,31 @@ def test_statistics_are_like_ml_100k(generated):
   assert stats["liked_share"] == pytest.approx(0.554, abs=0.02)
   assert list(stats["genre_shares"])[:2] == ["Drama", "Comedy"]
   assert 200 < stats["span_days"] <= 215
+
+
+def test_like_ml_latest_small_has_its_stars_period_and_long_tail(tmp_path):
+  # ml-latest-small (BENCHMARKS.md): half stars, 22 years, user Gini 0.60, movie Gini 0.72, 23 % of ratings
+  # share a second; this set is a third of its size.
+  shape = synthetic.SyntheticShape(users=200, movies=3000, ratings=30_000, seed=7, like="ml-latest-small")
+  loaded = movielens.load(synthetic.generate(shape, tmp_path), BadRows("fail"))
+  ratings = loaded.ratings
+  assert len(ratings) == shape.ratings and ratings.user_id.nunique() == shape.users
+  assert set(np.unique(ratings.rating)) == set(ML_LATEST_SMALL.rating_values)
+  shares = ratings.rating.value_counts(normalize=True).sort_index().to_numpy()
+  np.testing.assert_allclose(shares, ML_LATEST_SMALL.rating_shares, atol=0.02)
+  assert ratings.timestamp.between(ML_LATEST_SMALL.first_timestamp, ML_LATEST_SMALL.last_timestamp).all()
+  stats = shape_stats.describe(ratings, loaded.movies)
+  assert stats["span_days"] > 5_000 and 0.15 < stats["same_second_share"] < 0.35, stats
+  assert 0.5 < stats["user_gini"] < 0.7 and 0.6 < stats["movie_gini"] < 0.8, stats
+  assert stats["liked_share"] == pytest.approx(0.482, abs=0.02)
+  genres = loaded.movies.genres.str.split("|")
+  assert genres.str.len().mean() == pytest.approx(2.27, abs=0.15)  # ml-latest-small: 2.3 genres per movie
+
+
+def test_every_calibration_can_be_asked_for():
+  assert set(get_args(SyntheticLike)) == set(CALIBRATIONS)
+  with pytest.raises(ValueError, match="like='ml-1m'"):
+    synthetic.SyntheticShape(10, 10, 20, like="ml-1m")
 
 
 def held_out_aucs(data_dir):

@@ -2,10 +2,11 @@
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import get_args
 
 from pipeline.cli import flags
 from pipeline.cli.flags import Flag
-from pipeline.config import DataConfig
+from pipeline.config import DataConfig, SyntheticLike
 
 FETCHABLE = ("ml-100k", "ml-1m", "ml-latest-small", "ml-25m")  # the releases of pipeline/data/fetch.py
 
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   synth.add_argument("--movies", type=int, default=DataConfig.synthetic_movies)
   synth.add_argument("--ratings", type=int, default=DataConfig.synthetic_ratings)
   synth.add_argument("--seed", type=int, default=DataConfig.seed)
+  synth.add_argument("--like", choices=get_args(SyntheticLike), default=DataConfig.synthetic_like,
+                     help="The release whose statistics the set imitates.")
   synth.add_argument("--out", type=Path, required=True, help="Output directory.")
   synth.set_defaults(handler=_synth)
 
@@ -44,6 +47,7 @@ DATA_FLAGS = (
     Flag("eval_negatives", help="Sampled unrated movies per eval user (ranking candidates)."),
     Flag("evaluator_negatives", help="How many of them the Evaluator (TFMA) judges."),
     "seed", "on_bad_rows", "synthetic_users", "synthetic_movies", "synthetic_ratings",
+    Flag("synthetic_like", help="The release whose statistics the synthetic set imitates."),
     Flag("span_by", help="Cut the ratings by timestamp into spans (week, month, year or N-days), written as "
                          "span-<N>/: span N trains on period N and is judged on period N + 1."),
     Flag("span_window", help="Spans Transform and the Trainer see: the latest ones up to the span read."),
@@ -79,7 +83,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
   from pipeline.data import synthetic  # pylint: disable=g-import-not-at-top
 
-  shape = synthetic.SyntheticShape(args.users, args.movies, args.ratings, args.seed)
+  shape = synthetic.SyntheticShape(args.users, args.movies, args.ratings, args.seed, args.like)
   print(synthetic.generate(shape, args.out))
   return 0
 

@@ -96,9 +96,9 @@ def source_dir(data: DataConfig) -> Path:
   """The directory of raw MovieLens-format files for `data`: given, generated, or downloaded."""
   if data.dataset == "synthetic" and data.data_dir is None:
     shape = synthetic.SyntheticShape(data.synthetic_users, data.synthetic_movies,
-                                     data.synthetic_ratings, data.seed)
+                                     data.synthetic_ratings, data.seed, data.synthetic_like)
     target = Path(data.cache_dir) / (f"synthetic-v{synthetic.GENERATOR_VERSION}-{shape.users}u-{shape.movies}m-"
-                                      f"{shape.ratings}r-s{shape.seed}")
+                                      f"{shape.ratings}r-s{shape.seed}-{shape.like}")
     if not (target / "ratings.csv").is_file():
       synthetic.generate(shape, target.with_name(target.name + ".tmp"))
       target.with_name(target.name + ".tmp").rename(target)

@@ -1,45 +1,37 @@
 """A seeded generator of MovieLens-shaped data (ml-latest CSV layout) with signal a model can learn.
 
-Structure, calibrated against ml-100k (bench/synthetic_stats.py prints real and synthetic side by side):
+Structure, calibrated against ml-100k by default or ml-latest-small (pipeline/data/synthetic_calibration.py;
+bench/synthetic_stats.py prints real and synthetic side by side):
   - movie popularity is Zipf-like and low movie ids are mostly the popular movies (ids in order of addition to
     the catalog, as in MovieLens); user activity is log-normal above a floor (every user rates at least
     `min(20, ratings // users)` movies, as in MovieLens);
-  - movies have one to four genres with ml-100k's shares (Drama 43 %, Comedy 30 %, ...), and taste vectors
+  - movies have one or more genres with the release's shares (ml-100k: Drama 43 %, Comedy 30 %, ...), and taste vectors
     a fifth of which comes from their genres (GENRE_TASTE); users have taste vectors and a choosiness: how much
     taste rather than popularity decides which movies they rate (so "rated vs not rated" is learnable beyond
     popularity);
   - the rating is taste plus user and movie biases (popular movies are rated higher), cut into ml-100k's
-    whole-star shares (so "liked" is learnable);
-  - timestamps are sessions inside ml-100k's 215 days: most users rate everything in one sitting, a page of
-    about two movies per second stamp, a few come back for months; within a user, popular movies come first
+    star shares (so "liked" is learnable);
+  - timestamps are sessions inside the release's period (ml-100k: 215 days, most users rate everything in one
+    sitting, a page of about two movies per second stamp, a few come back for months); within a user, popular movies come first
     and the long tail later, so a user's latest ratings are not simply the most popular movies.
 Generation runs in blocks of users, writing each block as it is made, so memory stays bounded by the
 block size and the per-user/per-movie arrays, not by the number of ratings.
 """
 import dataclasses
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from pipeline.data import movielens
 from pipeline.data.progress import Progress
+from pipeline.data.synthetic_calibration import CALIBRATIONS, DAY_SECONDS, GENRES, Calibration
 
 # Part of the cache directory's name (pipeline/data/prepare.py): raise it whenever the same shape and seed give
 # other data, so a cached set of an older generator is not reused.
 GENERATOR_VERSION = 3
 
-GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
-          "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
-          "Thriller", "War", "Western")
-# Share of movies with each genre in ml-100k (its "Children's" is "Children"; ml-100k has no IMAX), and of
-# movies with 1, 2, 3, 4 genres: Drama and Comedy dominate, 1.7 genres per movie.
-GENRE_SHARES = (0.149, 0.080, 0.025, 0.073, 0.300, 0.065, 0.030, 0.431, 0.013, 0.014, 0.055, 0.0, 0.033, 0.036,
-                0.147, 0.060, 0.149, 0.042, 0.016)
-GENRES_PER_MOVIE_SHARES = (0.495, 0.338, 0.128, 0.039)
-# Share of each whole-star rating 1..5 in ml-100k; the generator matches it.
-RATING_SHARES = (0.061, 0.114, 0.271, 0.342, 0.212)
 FACTORS = 16
 MIN_USER_RATINGS = 20
 # Movies' rating biases: their own spread, and how much higher popular movies are rated (ml-100k: mean rating
@@ -47,48 +39,35 @@ MIN_USER_RATINGS = 20
 MOVIE_BIAS_SPREAD = 0.5
 POPULAR_BIAS = 0.3
 USER_BIAS_SPREAD = 0.2
-# ml-100k's period: 1997-09-20 to 1998-04-22, 215 days.
-FIRST_TIMESTAMP = 874_724_710
-LAST_TIMESTAMP = 893_286_638
 BLOCK_RATINGS = 200_000  # times CANDIDATES_PER_RATING candidate pairs in memory at once
 # How personal the choice of movies is, calibrated against ml-100k (BENCHMARKS.md, "Synthetic vs. real"): each
 # rating is the best match (the user's choosiness times taste, plus POPULARITY_PULL times log popularity, plus
-# Gumbel noise) among CANDIDATES_PER_RATING movies drawn by popularity (Zipf, POPULARITY_EXPONENT). With fewer
+# Gumbel noise) among CANDIDATES_PER_RATING movies drawn by popularity (Zipf, the calibration's exponent). With fewer
 # FACTORS the NCF learns the taste too well (8 factors: HR@10 0.77, real ml-100k 0.66).
-POPULARITY_EXPONENT = 2.0
-# Popularity falls as (rank + offset) ** -POPULARITY_EXPONENT; the offset is POPULARITY_OFFSET in catalogs of
-# ml-100k's size or more and shrinks with smaller ones, so the head is as steep relative to the catalog. A fixed
-# offset of 30 in 80 movies leaves popularity almost flat (movie Gini 0.15, with it 0.44): users who follow
-# popularity then rate at random, and a tiny set has little signal left to learn.
-POPULARITY_OFFSET = 30.0
-ML_100K_MOVIES = 1682
+# (The popularity itself is the calibration's: a fixed offset of 30 in 80 movies would leave popularity almost
+# flat, movie Gini 0.15 instead of 0.44, and users who follow popularity would rate at random.)
 CANDIDATES_PER_RATING = 30
 POPULARITY_PULL = 0.7  # popular movies are also picked more often among the candidates: the head of ml-100k
 TASTE_WEIGHT = 30.0
 CHOOSINESS_SKEW = 1.2  # users' taste weights are TASTE_WEIGHT * U(0, 1) ** CHOOSINESS_SKEW
 GENRE_TASTE = 0.2  # share of a movie's taste vector that comes from its genres
-# How many ratings users give above the floor: log-normal weights, cut at USER_ACTIVITY_CAP (the heaviest
-# users give about e^2.4 = 11 times a typical user's share), as ml-100k's Gini 0.47 and top-1 % share 0.05.
-USER_ACTIVITY_SIGMA = 1.3
-USER_ACTIVITY_CAP = 2.4
 DISCOVERY_DRIFT = 0.6  # how strongly popular movies are rated before the long tail (0: in random order)
 ID_POPULARITY_NOISE = 0.5  # movie ids follow popularity up to this much log-rank noise (ml-100k: Spearman -0.8)
-# Sessions, as in ml-100k: most users rate everything in one sitting, a page of about two movies per second
-# stamp (76 % of ml-100k's ratings share their second with another of the user's); a few come back for months.
-SESSION_RATE_SIGMA = 1.8
-PAGE_SECONDS = 80.0
-SESSION_GAP_DAYS = 25.0
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticShape:
-  """How big the generated set is; `seed` makes it reproducible byte for byte."""
+  """How big the generated set is and which release it imitates (a name in CALIBRATIONS); `seed` makes it
+  reproducible byte for byte."""
   users: int
   movies: int
   ratings: int
   seed: int = 42
+  like: str = "ml-100k"
 
   def __post_init__(self):
+    if self.like not in CALIBRATIONS:
+      raise ValueError(f"like={self.like!r}: the generator imitates one of {', '.join(CALIBRATIONS)}")
     if self.users < 1 or self.movies < 2:
       raise ValueError(f"need at least 1 user and 2 movies, got users={self.users} movies={self.movies}")
     if not self.users <= self.ratings <= self.users * (self.movies // 2):
@@ -99,7 +78,7 @@ class SyntheticShape:
 def generate(shape: SyntheticShape, out_dir: Path, progress: Optional[Progress] = None) -> Path:
   """Writes ratings.csv and movies.csv for `shape` into `out_dir` and returns `out_dir`."""
   rng = np.random.default_rng(shape.seed)
-  world = _World.create(shape, rng)
+  world = _World.create(shape, CALIBRATIONS[shape.like], rng)
   progress = progress or Progress("synth", shape.ratings, "ratings")
   movielens.write_latest_csv(_rating_blocks(world, rng, progress), world.movies_table(), out_dir)
   progress.close()
@@ -108,7 +87,8 @@ def generate(shape: SyntheticShape, out_dir: Path, progress: Optional[Progress] 
 
 @dataclasses.dataclass
 class _World:
-  """Latent users and movies the ratings are drawn from."""
+  """Latent users and movies the ratings are drawn from, and the release they imitate."""
+  calibration: Calibration
   user_factors: np.ndarray     # [users, FACTORS]
   user_bias: np.ndarray        # [users]
   user_choosiness: np.ndarray  # [users] how much taste, rather than popularity, decides what the user rates
@@ -121,9 +101,9 @@ class _World:
   thresholds: Optional[np.ndarray] = None  # [4] score cut points between stars, set by the first block
 
   @classmethod
-  def create(cls, shape: SyntheticShape, rng: np.random.Generator) -> "_World":
+  def create(cls, shape: SyntheticShape, calibration: Calibration, rng: np.random.Generator) -> "_World":
     scale = 1.0 / np.sqrt(FACTORS)
-    genre_flags = _genre_flags(shape.movies, rng)
+    genre_flags = _genre_flags(shape.movies, calibration, rng)
     # A movie's taste vector mixes its genres' directions with its own, so taste is partly genre taste.
     genre_directions = rng.normal(0.0, 1.0, (len(GENRES), FACTORS))
     genre_part = (genre_flags @ genre_directions) / np.sqrt(genre_flags.sum(axis=1, keepdims=True))
@@ -136,8 +116,8 @@ class _World:
     noisy_rank = np.log1p(np.arange(shape.movies)) + rng.normal(0.0, ID_POPULARITY_NOISE, shape.movies)
     rank = np.empty(shape.movies, np.int64)
     rank[np.argsort(noisy_rank, kind="stable")] = np.arange(shape.movies)
-    offset = POPULARITY_OFFSET * min(1.0, shape.movies / ML_100K_MOVIES)
-    popularity = (rank + offset) ** -POPULARITY_EXPONENT
+    offset = calibration.popularity_offset * min(1.0, shape.movies / calibration.popularity_offset_movies)
+    popularity = (rank + offset) ** -calibration.popularity_exponent
     popularity_cdf = np.cumsum(popularity / popularity.sum())
     # Popular movies are rated higher, as in MovieLens.
     movie_bias = (rng.normal(0.0, MOVIE_BIAS_SPREAD, shape.movies)
@@ -145,8 +125,8 @@ class _World:
     user_bias = rng.normal(0.0, USER_BIAS_SPREAD, shape.users).astype(np.float32)
     # Some users watch what everyone watches, others follow their taste.
     user_choosiness = (TASTE_WEIGHT * rng.random(shape.users) ** CHOOSINESS_SKEW).astype(np.float32)
-    return cls(user_factors=user_factors, user_bias=user_bias, user_choosiness=user_choosiness,
-               user_counts=_user_counts(shape, rng), movie_factors=movie_factors,
+    return cls(calibration=calibration, user_factors=user_factors, user_bias=user_bias, user_choosiness=user_choosiness,
+               user_counts=_user_counts(shape, calibration, rng), movie_factors=movie_factors,
                movie_bias=movie_bias, popularity_cdf=popularity_cdf,
                appeal=(POPULARITY_PULL * np.log(popularity / popularity.max())).astype(np.float32),
                genres=["|".join(GENRES[g] for g in np.flatnonzero(flags)) for flags in genre_flags])
@@ -162,12 +142,13 @@ class _World:
     return 4.0 * taste + self.user_bias[users] + self.movie_bias[movies]
 
 
-def _user_counts(shape: SyntheticShape, rng: np.random.Generator) -> np.ndarray:
+def _user_counts(shape: SyntheticShape, calibration: Calibration, rng: np.random.Generator) -> np.ndarray:
   """Ratings per user: a floor plus a (cut) log-normal share of the rest, capped at half the catalog."""
   floor = min(MIN_USER_RATINGS, shape.ratings // shape.users)
   cap = shape.movies // 2
   counts = np.full(shape.users, floor, dtype=np.int64)
-  weights = np.exp(np.minimum(rng.normal(0.0, USER_ACTIVITY_SIGMA, shape.users), USER_ACTIVITY_CAP))
+  weights = np.exp(np.minimum(rng.normal(0.0, calibration.user_activity_sigma, shape.users),
+                              calibration.user_activity_cap))
   remaining = shape.ratings - counts.sum()
   while remaining > 0:
     open_users = counts < cap
@@ -179,11 +160,12 @@ def _user_counts(shape: SyntheticShape, rng: np.random.Generator) -> np.ndarray:
   return counts
 
 
-def _genre_flags(movies: int, rng: np.random.Generator) -> np.ndarray:
-  """[movies, genres] 0/1: each movie's number of genres drawn from GENRES_PER_MOVIE_SHARES, then that many
-  distinct genres, drawn without replacement by weights that give each genre GENRE_SHARES of the movies."""
-  per_movie = rng.choice(len(GENRES_PER_MOVIE_SHARES), size=movies, p=GENRES_PER_MOVIE_SHARES) + 1
-  log_weights = _genre_log_weights()
+def _genre_flags(movies: int, calibration: Calibration, rng: np.random.Generator) -> np.ndarray:
+  """[movies, genres] 0/1: each movie's number of genres drawn from the calibration's genres_per_movie_shares,
+  then that many distinct genres, drawn without replacement by weights that give each genre its share."""
+  per_movie_shares = np.asarray(calibration.genres_per_movie_shares) / np.sum(calibration.genres_per_movie_shares)
+  per_movie = rng.choice(len(per_movie_shares), size=movies, p=per_movie_shares) + 1
+  log_weights = _genre_log_weights(calibration.genre_shares, per_movie_shares)
   # The first per_movie[i] genres in a Gumbel-top-k order are a draw without replacement by weight.
   order = np.argsort(-(log_weights + rng.gumbel(0.0, 1.0, (movies, len(GENRES)))), axis=1)
   flags = np.zeros((movies, len(GENRES)))
@@ -191,14 +173,15 @@ def _genre_flags(movies: int, rng: np.random.Generator) -> np.ndarray:
   return flags
 
 
-def _genre_log_weights(sample: int = 20_000, rounds: int = 8) -> np.ndarray:
-  """Log weights for _genre_flags' draw such that each genre's share of movies is GENRE_SHARES (drawing without
+def _genre_log_weights(genre_shares: Tuple[float, ...], per_movie_shares: np.ndarray, sample: int = 20_000,
+                       rounds: int = 8) -> np.ndarray:
+  """Log weights for _genre_flags' draw such that each genre's share of movies is `genre_shares` (drawing without
   replacement fills the common genres up, so weights in proportion to the shares under-give them): fixed-point
   rounds on a fixed sample, independent of the data's seed."""
   rng = np.random.default_rng(0)
-  target = np.asarray(GENRE_SHARES) / np.sum(GENRE_SHARES) * np.dot(
-      np.arange(1, len(GENRES_PER_MOVIE_SHARES) + 1), GENRES_PER_MOVIE_SHARES)
-  per_movie = rng.choice(len(GENRES_PER_MOVIE_SHARES), size=sample, p=GENRES_PER_MOVIE_SHARES) + 1
+  target = np.asarray(genre_shares) / np.sum(genre_shares) * np.dot(
+      np.arange(1, len(per_movie_shares) + 1), per_movie_shares)
+  per_movie = rng.choice(len(per_movie_shares), size=sample, p=per_movie_shares) + 1
   noise = rng.gumbel(0.0, 1.0, (sample, len(GENRES)))
   log_weights = np.log(np.maximum(target, 1e-12))
   for _ in range(rounds):
@@ -252,14 +235,14 @@ def _block(world: _World, users: np.ndarray, rng: np.random.Generator) -> pd.Dat
   score = world.latent_score(pairs_user, pairs_movie) + rng.normal(0.0, 0.5, len(pairs_user))
   if world.thresholds is None:
     # Users pick movies they like, so scores of rated pairs lean high; cut points come from the
-    # first block's scores so the ratings follow RATING_SHARES, and stay fixed after that.
-    world.thresholds = np.quantile(score, np.cumsum(RATING_SHARES)[:-1])
-  stars = np.searchsorted(world.thresholds, score) + 1
+    # first block's scores so the ratings follow the calibration's shares, and stay fixed after that.
+    world.thresholds = np.quantile(score, np.cumsum(world.calibration.rating_shares)[:-1])
+  stars = np.asarray(world.calibration.rating_values, np.float32)[np.searchsorted(world.thresholds, score)]
   return pd.DataFrame({
       "user_id": pairs_user + 1,
       "movie_id": pairs_movie + 1,
-      "rating": stars.astype(np.float32),
-      "timestamp": _timestamps(pairs_user, _discovery_order(world, pairs_movie, rng), rng),
+      "rating": stars,
+      "timestamp": _timestamps(pairs_user, _discovery_order(world, pairs_movie, rng), world.calibration, rng),
   })
 
 
@@ -270,7 +253,8 @@ def _discovery_order(world: _World, movies: np.ndarray, rng: np.random.Generator
   return -DISCOVERY_DRIFT * np.log(probability) + rng.gumbel(0.0, 1.0, len(movies))
 
 
-def _timestamps(users: np.ndarray, order_key: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _timestamps(users: np.ndarray, order_key: np.ndarray, calibration: Calibration,
+                rng: np.random.Generator) -> np.ndarray:
   """Each user rates in sessions (one for most, months of them for a few), a page of movies per second stamp;
   their ratings take these times in `order_key` order. `users` is sorted."""
   unique, first = np.unique(users, return_index=True)
@@ -278,19 +262,19 @@ def _timestamps(users: np.ndarray, order_key: np.ndarray, rng: np.random.Generat
   index = np.repeat(np.arange(len(unique)), sizes)
   position = np.arange(len(users)) - first[index]
   # Extra sessions per user, log-normal rate: ml-100k has a median of 1 session, 6 at the 90th percentile.
-  extra_sessions = np.minimum(rng.poisson(rng.lognormal(-1.0, SESSION_RATE_SIGMA, len(unique))), sizes - 1)
+  extra_sessions = np.minimum(rng.poisson(rng.lognormal(calibration.session_rate_mu, calibration.session_rate_sigma,
+                                                        len(unique))), sizes - 1)
   starts_session = rng.random(len(users)) < (extra_sessions / np.maximum(sizes - 1, 1))[index]
-  starts_page = rng.random(len(users)) < 0.5  # pages of about two movies
-  day = 86_400.0
-  step = np.where(starts_session, rng.exponential(SESSION_GAP_DAYS * day, len(users)),
-                  np.where(starts_page, rng.exponential(PAGE_SECONDS, len(users)), 0.0))
+  starts_page = rng.random(len(users)) < calibration.page_break
+  step = np.where(starts_session, rng.exponential(calibration.session_gap_days * DAY_SECONDS, len(users)),
+                  np.where(starts_page, rng.exponential(calibration.page_seconds, len(users)), 0.0))
   step[position == 0] = 0.0
   offset = np.cumsum(step)
   offset -= offset[first][index]
-  window = float(LAST_TIMESTAMP - FIRST_TIMESTAMP)
+  window = float(calibration.last_timestamp - calibration.first_timestamp)
   length = offset[first + sizes - 1]
   squeeze = np.minimum(1.0, window / np.maximum(length, 1.0))  # a user whose sessions overrun the period
-  start = FIRST_TIMESTAMP + rng.random(len(unique)) * (window - length * squeeze)
+  start = calibration.first_timestamp + rng.random(len(unique)) * (window - length * squeeze)
   times = np.floor(start[index] + offset * squeeze[index])
   by_key = np.lexsort((order_key, users))
   ordered = np.empty_like(times)

@@ -147,7 +147,7 @@ def run_transform(raw_dir: Path, out_dir: Path, oov_buckets: int = 1) -> Tuple[P
   train = tfxio.TFExampleRecord(file_pattern=str(raw_dir / features.TRAIN_SPLIT / "*"), schema=schema)
   preprocessing_fn = functools.partial(transform.preprocessing_fn,
                                        custom_config={"vocab_oov_buckets": oov_buckets})
-  with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(out_dir / "tmp"), force_tf_compat_v1=False):
+  with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(out_dir / "tmp"), force_tf_compat_v1=transform.FORCE_TF_COMPAT_V1):
     raw_data = pipeline | "ReadTrain" >> train.BeamSource()
     (transformed_data, transformed_metadata), transform_fn = (
         (raw_data, train.TensorAdapterConfig())
