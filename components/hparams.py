@@ -36,7 +36,12 @@ class TrainConfig:
   # At most this many optimizer steps in all: ml-100k trains its 10 epochs, larger sets fewer (with 12 negatives
   # ml-1m 3, ml-25m 1); components/trainer.py epochs_for.
   max_train_steps: int = 30_000
+  # 1,024 pairs (78 rated, 12 sampled for each); 2,048 and 4,096 (learning rate 1.5e-3, 2e-3) trained 7-11% faster
+  # with steps_per_execution, and 4,096 ranked a little worse (BENCHMARKS.md, "Scale").
   batch_size: int = 1024
+  # Optimizer steps per call into the compiled train function (Keras' steps_per_execution): the same steps on
+  # the same batches, with Keras' per-step Python work paid once per call: the Trainer 1.7x faster on ml-100k.
+  steps_per_execution: int = 64
   learning_rate: float = 1e-3
   # With liked_tower "rating" negatives no longer cost liked AUC: 12 per rated pair beat 4 and 8 on HR@10 and
   # NDCG@10 (ml-100k validation split; BENCHMARKS.md, issue 14), at 6.5x the steps of one.

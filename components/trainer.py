@@ -258,7 +258,8 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
     losses[ncf_model.LIKED_HEAD] = _per_pair(keras.losses.binary_crossentropy)  # calibrated on rated pairs only
     losses[ncf_model.TOWERS_LIKED_OUTPUT] = keras.losses.BinaryCrossentropy()
     loss_weights[ncf_model.TOWERS_LIKED_OUTPUT] = train_config.liked_loss_weight
-  model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate), loss=losses, loss_weights=loss_weights)
+  model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate), loss=losses, loss_weights=loss_weights,
+                steps_per_execution=train_config.steps_per_execution)
   dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
                                   seed=train_config.seed, rating_target=rating_target,
                                   towers_liked_target=towers_liked_target, row_norm_targets=row_norm_targets)
