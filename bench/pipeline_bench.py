@@ -28,6 +28,7 @@ def measure(config, keep_root: bool = False) -> Dict[str, Any]:
   """Prepares the data and runs the pipeline of `config` (from an empty root unless `keep_root`); returns rows,
   seconds of the preparation and of every component (ML Metadata), AUCs, HR@10 / NDCG@10 and the blessing."""
   from components import features
+  from components import trainer
   from pipeline.data.prepare import prepare_examples
   from pipeline.metrics import ranking
   from pipeline.runners import local as local_runner
@@ -46,7 +47,10 @@ def measure(config, keep_root: bool = False) -> Dict[str, Any]:
                              k=10)
   return {
       "dataset": config.data.dataset, "rows": prepared.rows, "beam_args": list(config.beam_args),
-      "epochs": config.train.epochs, "prepare_seconds": round(prepare_seconds, 1),
+      "epochs": config.train.epochs,  # configured; the Trainer caps them at max_train_steps:
+      "epochs_trained": trainer.epochs_for(trainer.batches_per_epoch(prepared.rows[features.TRAIN_SPLIT],
+                                                                     config.train), config.train),
+      "prepare_seconds": round(prepare_seconds, 1),
       "pipeline_seconds": round(run_seconds, 1),
       "component_seconds": {name: round(c.seconds, 1) for name, c in run.components.items()},
       "auc": {head: auc.value for head, auc in run.auc.items()}, "ranking": quality, "blessed": run.blessed,

@@ -13,7 +13,9 @@ class ModelConfig:
   gmf_embedding_dim: int = 32
   mlp_embedding_dim: int = 32
   mlp_layers: Tuple[int, ...] = (64, 32, 16)
-  l2: float = 1e-6
+  # L2 of the GMF/MLP tables and dense layers, the whole of each every step: it makes every table's gradient dense,
+  # so each step costs the tables (BENCHMARKS.md, "Scale"). 0 ranked as 1e-6 did on ml-100k (3 seeds).
+  l2: float = 0.0
   dropout: float = 0.0
   # "shared": both heads read the GMF and MLP towers only; "mf": the `liked` head adds a biased matrix
   # factorisation of the rating on embeddings of its own, fitted to all five rating levels of rated pairs
@@ -43,6 +45,11 @@ class TrainConfig:
   # the same batches, with Keras' per-step Python work paid once per call: the Trainer 1.7x faster on ml-100k.
   steps_per_execution: int = 64
   learning_rate: float = 1e-3
+  # "lazy_adam" (components/lazy_adam.py): a lookup's sparse gradient updates the looked-up rows only, so a step
+  # costs the batch: 12.5 ms instead of 81 at ml-25m's tables, the same ranking on ml-100k; "adam": Keras' Adam,
+  # every row of every table and both its moments every step. A whole-table L2 (ModelConfig.l2) makes gradients
+  # dense either way.
+  optimizer: Literal["adam", "lazy_adam"] = "lazy_adam"
   # With liked_tower "rating" negatives no longer cost liked AUC: 12 per rated pair beat 4 and 8 on HR@10 and
   # NDCG@10 (ml-100k validation split; BENCHMARKS.md, issue 14), at 6.5x the steps of one.
   negatives_per_positive: int = 12

@@ -25,6 +25,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.public import tfxio
 
 from components import features
+from components import lazy_adam
 from components import model as ncf_model
 from components import model_export
 from components import negatives
@@ -32,6 +33,8 @@ from components import warm_start
 from components.hparams import ModelConfig, TrainConfig
 
 _LOG = logging.getLogger(__name__)
+OPTIMIZERS: Dict[str, Callable[[float], keras.optimizers.Optimizer]] = {
+    "adam": keras.optimizers.Adam, "lazy_adam": lazy_adam.LazyAdam}
 
 # (file patterns, options, schema) -> dataset of transformed feature dicts; TFX's DataAccessor.tf_dataset_factory.
 DatasetFactory = Callable[[List[str], tfxio.TensorFlowDatasetOptions, schema_pb2.Schema], tf.data.Dataset]
@@ -124,6 +127,16 @@ def _id_dropout(ids: tf.Tensor, known: int, total: int, rate: float, generator: 
   return tf.where(generator.uniform(tf.shape(ids)) < rate, oov, ids)
 
 
+def rated_pairs_per_batch(config: TrainConfig) -> int:
+  """Rated pairs in one batch: `batch_size` pairs in all, `negatives_per_positive` sampled for each rated one."""
+  return max(1, config.batch_size // (1 + config.negatives_per_positive))
+
+
+def batches_per_epoch(rated_pairs: int, config: TrainConfig) -> int:
+  """Batches (optimizer steps) in one epoch over `rated_pairs` rated train pairs."""
+  return math.ceil(rated_pairs / rated_pairs_per_batch(config))
+
+
 def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
                           dataset_factory: DatasetFactory, catalog: Catalog, config: TrainConfig,
                           seed: int, rating_target: bool = False,
@@ -140,7 +153,7 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
   sampled pairs), so that over an epoch each row's squared norm counts once.
   """
   ratio = config.negatives_per_positive
-  positives_per_batch = max(1, config.batch_size // (1 + ratio))
+  positives_per_batch = rated_pairs_per_batch(config)
   options = tfxio.TensorFlowDatasetOptions(batch_size=positives_per_batch, num_epochs=1, shuffle=True,
                                            shuffle_seed=seed)
   dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
@@ -194,7 +207,7 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
   # Sequential map: the shared generator then draws the same numbers for the same batches on every run.
   # The number of batches is known from the catalog scan; asserting it tells Keras the epoch's length, so it
   # neither guesses nor warns that the input "ran out of data".
-  batches = math.ceil(int(catalog.movie_counts.sum()) / positives_per_batch)
+  batches = batches_per_epoch(int(catalog.movie_counts.sum()), config)
   return (dataset.map(add_negatives).apply(tf.data.experimental.assert_cardinality(batches))
           .prefetch(tf.data.AUTOTUNE))
 
@@ -258,7 +271,8 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
     losses[ncf_model.LIKED_HEAD] = _per_pair(keras.losses.binary_crossentropy)  # calibrated on rated pairs only
     losses[ncf_model.TOWERS_LIKED_OUTPUT] = keras.losses.BinaryCrossentropy()
     loss_weights[ncf_model.TOWERS_LIKED_OUTPUT] = train_config.liked_loss_weight
-  model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate), loss=losses, loss_weights=loss_weights,
+  optimizer = OPTIMIZERS[train_config.optimizer](train_config.learning_rate)
+  model.compile(optimizer=optimizer, loss=losses, loss_weights=loss_weights,
                 steps_per_execution=train_config.steps_per_execution)
   dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
                                   seed=train_config.seed, rating_target=rating_target,

@@ -17,6 +17,7 @@ from components import features
 from components import signatures
 from components import transform as transform_module
 from pipeline import drift_gate
+from pipeline import example_copy
 from pipeline import span_resolvers
 from pipeline.anomalies_gate import AnomaliesGate
 from pipeline.data import spans
@@ -136,9 +137,9 @@ def _warm_start_resolver() -> tfx.dsl.Resolver:
           "warm_start_model_resolver")
 
 
-def _example_gen(config: PipelineConfig) -> tfx.components.ImportExampleGen:
+def _example_gen(config: PipelineConfig) -> example_copy.ImportExampleGen:
   """ImportExampleGen of the splits train/eval/ranking; with spans, of span-{SPAN}/<split>/, the latest span or
-  `config.span`."""
+  `config.span`. The prepared splits are GZIP tf.Example TFRecords already: copied, not re-written through Beam."""
   if config.span is not None and not config.data.span_by:
     raise spans.SpanError(f"--span {config.span} picks a span of examples prepared with --span-by; none given")
   prefix = f"{spans.SPAN_FOLDER_PATTERN}/" if config.data.span_by else ""
@@ -146,7 +147,7 @@ def _example_gen(config: PipelineConfig) -> tfx.components.ImportExampleGen:
   if config.span is not None:
     range_config = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
         start_span_number=config.span, end_span_number=config.span))
-  return tfx.components.ImportExampleGen(
+  return example_copy.ImportExampleGen(
       input_base=str(config.examples_dir),
       input_config=tfx.proto.Input(splits=[
           tfx.proto.Input.Split(name=split, pattern=f"{prefix}{split}/*")

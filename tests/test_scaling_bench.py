@@ -24,4 +24,5 @@ def test_small_mode_reports_every_field(tmp_path):
   assert set(run["auc"]) == {"interaction", "liked"} and all(0 <= v <= 1 for v in run["auc"].values())
   assert 0 <= run["ndcg10"] <= run["hr10"] <= 1 and 0 <= run["popularity_ndcg10"] <= run["popularity_hr10"] <= 1
   assert run["blessed"] in (True, False)
+  assert run["epochs"] == 2 and run["epochs_trained"] == 2  # the small mode's --epochs 2, under the step cap
   assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -31,6 +31,8 @@ MODEL_FLAGS = (Flag("gmf_embedding_dim", "gmf-dim"), Flag("mlp_embedding_dim", "
                     "rated pairs look up (0: off)."))
 TRAIN_FLAGS = (
     "epochs", "batch_size", "learning_rate",
+    Flag("optimizer", help="adam: Keras' Adam, every embedding row updated every step; lazy_adam: a lookup's "
+                           "gradient updates the looked-up rows only (a step's cost stops growing with the tables)."),
     Flag("negatives_per_positive", "negatives", "Sampled unrated movies per rated pair, redrawn every epoch."),
     "negative_sampler", "interaction_loss_weight", "liked_loss_weight",
     Flag("liked_blend", help="Ranking score = P(interaction) * P(liked) ** blend."),
