@@ -41,6 +41,9 @@ class DataConfig:
       `split` and `eval_fraction` do not apply.
     span_window: how many of the latest spans (up to the one ExampleGen reads) Transform and the Trainer see; the
       window is also the history that decides the sampled movies, user activity and cold users of an eval.
+    examples_per_file: the most tf.Examples in one written file (a split's files are filled evenly). Beam reads
+      a GZIP file with one worker, so a split in several files is what lets multi-process and cluster runners
+      read it in parallel.
   """
   dataset: DatasetName = "synthetic"
   data_dir: Optional[Path] = None
@@ -57,6 +60,7 @@ class DataConfig:
   synthetic_like: SyntheticLike = "ml-100k"
   span_by: Optional[str] = None
   span_window: int = 3
+  examples_per_file: int = 50_000
 
 
 @dataclasses.dataclass(frozen=True)

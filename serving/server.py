@@ -38,17 +38,21 @@ class ModelServer:
     Raises:
       config_files.ConfigFileError / batcher.BatchingConfigError: a config file is invalid.
       ServingError: the model config assigns a label to a version that is not available.
-      OSError: the gRPC port cannot be bound.
+      OSError: the gRPC or REST port cannot be bound (what had started is stopped again).
     """
     self._core.start()
-    self._grpc = GrpcServer(self._core, self.options.port, self.options.grpc_channel_arguments,
-                            self.options.max_request_bytes)
-    self.grpc_port = self._grpc.start()
-    if self.options.rest_api_port:
-      from serving import rest  # pylint: disable=import-outside-toplevel  # only when REST is on
-      self._rest_server = rest.start(self._core, self.options.rest_api_port,
-                                     self.options.rest_api_timeout_in_ms / 1000, self.options.max_request_bytes)
-      self.rest_port = self._rest_server.server_address[1]
+    try:
+      self._grpc = GrpcServer(self._core, self.options.port, self.options.grpc_channel_arguments,
+                              self.options.max_request_bytes)
+      self.grpc_port = self._grpc.start()
+      if self.options.rest_api_port:
+        from serving import rest  # pylint: disable=import-outside-toplevel  # only when REST is on
+        self._rest_server = rest.start(self._core, self.options.rest_api_port,
+                                       self.options.rest_api_timeout_in_ms / 1000, self.options.max_request_bytes)
+        self.rest_port = self._rest_server.server_address[1]
+    except OSError:
+      self.stop(grace_s=0)
+      raise
     self._core.start_polling()
     log.info("Running gRPC ModelServer at 0.0.0.0:%d%s", self.grpc_port,
              f", REST API at localhost:{self.rest_port}" if self.rest_port else "")

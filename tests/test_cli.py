@@ -38,7 +38,7 @@ def test_synth_then_prepare(tmp_path, capsys):
   assert cli.main(["data", "prepare", "--data-dir", str(tmp_path / "raw"), "--eval-negatives", "5",
                    "--out", str(tmp_path / "examples")]) == 0
   assert "20 users, 80 movies" in capsys.readouterr().out
-  assert (tmp_path / "examples" / "eval" / "ratings.tfrecord.gz").is_file()
+  assert (tmp_path / "examples" / "eval" / "ratings-00000-of-00001.tfrecord.gz").is_file()
 
 
 def _error_lines(stderr: str):

@@ -1,5 +1,5 @@
 """prepare_examples: the tf.Examples ExampleGen imports, their features, and idempotence."""
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,10 +8,8 @@ import tensorflow as tf
 from components import features
 from pipeline.data import prepare
 from pipeline.config import DataConfig
+from tests.support.testdata import read_split
 
-
-def read(path: Path) -> list:
-  return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path), "GZIP")]
 
 
 def value(example, name):
@@ -31,9 +29,9 @@ def prepared(tmp_path_factory):
 
 def test_splits_hold_rated_train_and_rated_plus_sampled_eval(prepared):
   config, data = prepared
-  train = read(data.examples_dir / "train" / "ratings.tfrecord.gz")
-  held_out = read(data.examples_dir / "eval" / "ratings.tfrecord.gz")
-  candidates = read(data.examples_dir / "ranking" / "candidates.tfrecord.gz")
+  train = read_split(data.examples_dir / "train")
+  held_out = read_split(data.examples_dir / "eval")
+  candidates = read_split(data.examples_dir / "ranking")
   assert data.rows == {"train": len(train), "eval": len(held_out), "ranking": len(candidates)}
   assert all(value(e, features.INTERACTION) == [1] and value(e, features.IS_SAMPLED) == [0] for e in train)
   judged = [e for e in held_out if value(e, features.IS_SAMPLED) == [1]]
@@ -56,7 +54,7 @@ def test_splits_hold_rated_train_and_rated_plus_sampled_eval(prepared):
 
 def test_examples_carry_every_feature_with_multi_valued_genres(prepared):
   _, data = prepared
-  examples = read(data.examples_dir / "eval" / "ratings.tfrecord.gz")
+  examples = read_split(data.examples_dir / "eval")
   names = {features.USER_ID, features.MOVIE_ID, features.GENRES, features.RATING, features.TIMESTAMP,
            features.LIKED, features.INTERACTION, features.IS_SAMPLED, features.USER_ACTIVITY}
   assert all(set(e.features.feature) == names for e in examples)
@@ -69,7 +67,7 @@ def test_examples_carry_every_feature_with_multi_valued_genres(prepared):
 
 def test_same_inputs_leave_files_untouched(prepared):
   config, data = prepared
-  path = data.examples_dir / "train" / "ratings.tfrecord.gz"
+  path, = (data.examples_dir / "train").glob("*.tfrecord.gz")
   before = path.stat().st_mtime_ns
   assert prepare.prepare_examples(config, data.examples_dir) == data
   assert path.stat().st_mtime_ns == before
@@ -101,21 +99,39 @@ def test_batched_encoding_equals_the_per_example_one(tmp_path, is_sampled):
                         "rating": [4.0, 3.5, 5.0, 0.5], "timestamp": [100, 200, 300, 2**40],
                         "genres": ["Drama", "Action|Comedy|Sci-Fi", "(no genres listed)", "Film-Noir|Drama"]})
   activity = pd.Series(["20-49", "200+"], index=[1, 2])  # user 30 has no train ratings: the lowest bucket
-  path = tmp_path / "split" / "ratings.tfrecord.gz"
-  path.parent.mkdir()
-  assert prepare._write_examples(path, [(table, is_sampled)], activity) == 4  # pylint: disable=protected-access
+  folder = tmp_path / "split"
+  folder.mkdir()
+  assert prepare._write_examples(folder, [(table, is_sampled)], activity, 3) == 4  # pylint: disable=protected-access
   expected = [_reference_example(
       row.user_id, row.movie_id, row.genres, 0.0 if is_sampled else row.rating, 0 if is_sampled else row.timestamp,
       activity.get(row.user_id, features.USER_ACTIVITY_BUCKETS[0][1]), is_sampled) for row in table.itertuples()]
-  assert read(path) == expected
+  assert sorted(p.name for p in folder.iterdir()) == ["ratings-00000-of-00002.tfrecord.gz",
+                                                      "ratings-00001-of-00002.tfrecord.gz"]
+  assert read_split(folder) == expected
+
+
+def test_splits_are_written_in_files_of_at_most_examples_per_file(prepared, tmp_path):
+  config, whole = prepared
+  data = prepare.prepare_examples(dataclasses.replace(config, examples_per_file=500), tmp_path / "examples")
+  assert data.rows == whole.rows
+  for split in ("train", "eval", "ranking"):
+    files = sorted((data.examples_dir / split).glob("*.tfrecord.gz"))
+    expected = -(-data.rows[split] // 500)
+    assert len(files) == expected and files[-1].name.endswith(f"-of-{expected:05d}.tfrecord.gz"), split
+    sizes = [sum(1 for _ in tf.data.TFRecordDataset(str(f), "GZIP")) for f in files]
+    assert max(sizes) <= 500 and max(sizes) - min(sizes) <= 1 and sum(sizes) == data.rows[split], split
+    assert read_split(data.examples_dir / split) == read_split(whole.examples_dir / split), split
+  # A preparation with other settings into the same folder leaves no file of the earlier one behind.
+  data = prepare.prepare_examples(dataclasses.replace(config, examples_per_file=10**6), tmp_path / "examples")
+  assert [p.name for p in (data.examples_dir / "train").iterdir()] == ["ratings-00000-of-00001.tfrecord.gz"]
 
 
 def test_global_temporal_split_end_to_end(tmp_path):
   config = DataConfig(cache_dir=tmp_path / "cache", synthetic_users=80, synthetic_movies=200,
                       synthetic_ratings=4000, eval_negatives=20, split="global_temporal", eval_fraction=0.2)
   data = prepare.prepare_examples(config, tmp_path / "examples")
-  train = read(data.examples_dir / "train" / "ratings.tfrecord.gz")
-  held_out = read(data.examples_dir / "eval" / "ratings.tfrecord.gz")
+  train = read_split(data.examples_dir / "train")
+  held_out = read_split(data.examples_dir / "eval")
   rated = [e for e in held_out if value(e, features.IS_SAMPLED) == [0]]
   assert len(train) + len(rated) == 4000
   assert len(rated) / 4000 == pytest.approx(0.2, abs=0.02)

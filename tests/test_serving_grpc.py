@@ -264,6 +264,27 @@ def test_full_batching_queue_is_unavailable(tmp_path):
   assert grpc.StatusCode.UNAVAILABLE in codes
 
 
+def test_a_taken_rest_port_fails_start_and_stops_what_had_started():
+  import errno  # pylint: disable=import-outside-toplevel
+  import socket  # pylint: disable=import-outside-toplevel
+  from serving.flags import ServerOptions  # pylint: disable=import-outside-toplevel
+  from serving.server import ModelServer  # pylint: disable=import-outside-toplevel
+  testdata = tf_serving_testdata()
+  with socket.socket() as taken:
+    taken.bind(("", 0))
+    taken.listen()
+    server = ModelServer(ServerOptions(port=0, rest_api_port=taken.getsockname()[1], model_name="half_plus_two",
+                                       model_base_path=str(testdata / HALF_PLUS_TWO)))
+    with pytest.raises(OSError) as raised:
+      server.start()
+  assert raised.value.errno == errno.EADDRINUSE
+  with grpc.insecure_channel(f"localhost:{server.grpc_port}") as channel:  # the gRPC port was let go
+    with pytest.raises(grpc.RpcError) as refused:
+      prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+          predict_request("half_plus_two", x_input(2.0)), timeout=5)
+  assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
 def test_version_policy_labels_and_specific_versions(tmp_path):
   testdata = tf_serving_testdata()
   config = write_model_config(tmp_path / "models.config", [model_entry(

@@ -12,12 +12,10 @@ from pipeline.config import DataConfig
 from pipeline.data import prepare
 from pipeline.data import spans
 from tests.support import span_ratings
+from tests.support.testdata import read_split
 
 DAY = spans.DAY_SECONDS
 
-
-def read(path) -> list:
-  return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path), "GZIP")]
 
 
 def value(example, name):
@@ -94,8 +92,8 @@ def test_each_span_trains_on_its_week_and_is_judged_on_the_next(weekly):
   assert sorted(p.name for p in data.examples_dir.glob("span-*")) == [f"span-{n}" for n in range(1, shape.weeks)]
   for prepared in data.spans:
     folder = data.examples_dir / f"span-{prepared.span}"
-    train = read(folder / "train" / "ratings.tfrecord.gz")
-    held_out = read(folder / "eval" / "ratings.tfrecord.gz")
+    train = read_split(folder / "train")
+    held_out = read_split(folder / "eval")
     rated = [e for e in held_out if value(e, features.IS_SAMPLED) == [0]]
     this_week, next_week = _week(table, prepared.span), _week(table, prepared.span + 1)
     # Nothing dropped: every rating of the span's week is in train, every rating of the next week in eval.
@@ -118,7 +116,7 @@ def test_cold_users_are_those_without_ratings_in_the_window_and_stay_in_eval(wee
   assert len(cold) == shape.late_users  # the users who joined in the final week
   assert (last.cold_eval_users, last.cold_eval_ratings) == (len(cold), int(next_week.user_id.isin(cold).sum()))
   assert all(s.cold_eval_users == 0 for s in data.spans[:-1])
-  held_out = read(data.examples_dir / f"span-{last.span}" / "eval" / "ratings.tfrecord.gz")
+  held_out = read_split(data.examples_dir / f"span-{last.span}" / "eval")
   sampled = [e for e in held_out if value(e, features.IS_SAMPLED) == [1]]
   assert {u for u, _ in _pairs(sampled)} >= cold  # cold users get sampled movies like everyone else
   assert {value(e, features.USER_ACTIVITY)[0] for e in held_out
@@ -134,10 +132,10 @@ def test_sampled_movies_come_from_the_window_and_were_never_rated(weekly):
     folder = data.examples_dir / f"span-{prepared.span}"
     window = pd.concat([_week(table, week) for week in range(prepared.span - config.span_window + 1,
                                                               prepared.span + 1) if week >= 1])
-    sampled = _pairs(e for e in read(folder / "eval" / "ratings.tfrecord.gz")
+    sampled = _pairs(e for e in read_split(folder / "eval")
                      if value(e, features.IS_SAMPLED) == [1])
     candidates = {(int(value(e, features.USER_ID)[0]), int(movie))
-                  for e in read(folder / "ranking" / "candidates.tfrecord.gz") for movie in value(e, features.MOVIE_ID)}
+                  for e in read_split(folder / "ranking") for movie in value(e, features.MOVIE_ID)}
     assert sampled and candidates and not (sampled | candidates) & rated_ever
     assert {movie for _, movie in sampled | candidates} <= set(window.movie_id)
 

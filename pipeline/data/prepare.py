@@ -1,11 +1,12 @@
 """Turns a MovieLens release (or the synthetic set) into the train/eval tf.Examples ExampleGen imports.
 
-Output layout (read by ImportExampleGen as the named splits `train`, `eval` and `ranking`):
-  out_dir/train/ratings.tfrecord.gz   rated pairs of the train split
-  out_dir/eval/ratings.tfrecord.gz    held-out rated pairs + the first `evaluator_negatives` of each eval user's
-                                      fixed sampled unrated pairs (what the Evaluator judges)
-  out_dir/ranking/candidates.tfrecord.gz  one example per eval user: user_id and, as a list in movie_id, the
-                                      rest of that user's sampled movies (ranking candidates only)
+Output layout (read by ImportExampleGen as the named splits `train`, `eval` and `ranking`; each split is written
+as files ratings-NNNNN-of-MMMMM.tfrecord.gz of at most `examples_per_file` examples, read in name order):
+  out_dir/train/ratings-*.tfrecord.gz  rated pairs of the train split
+  out_dir/eval/ratings-*.tfrecord.gz   held-out rated pairs + the first `evaluator_negatives` of each eval user's
+                                       fixed sampled unrated pairs (what the Evaluator judges)
+  out_dir/ranking/candidates-*.tfrecord.gz  one example per eval user: user_id and, as a list in movie_id, the
+                                       rest of that user's sampled movies (ranking candidates only)
   out_dir/movies.csv                  movieId,title,genres of every movie (for titles in clients)
   out_dir/prepared.json               what was written, and the inputs it was written from
 With `span_by` (pipeline/data/spans.py) the ratings are cut into numbered periods and every period but the last
@@ -151,10 +152,10 @@ def _write_splits(out_dir: Path, train: pd.DataFrame, held_out: pd.DataFrame, hi
   rows = {}
   for name, split_parts in parts.items():
     (out_dir / name).mkdir(parents=True, exist_ok=True)
-    rows[name] = _write_examples(out_dir / name / "ratings.tfrecord.gz", split_parts, activity)
+    rows[name] = _write_examples(out_dir / name, split_parts, activity, data.examples_per_file)
   (out_dir / features.RANKING_SPLIT).mkdir(parents=True, exist_ok=True)
-  rows[features.RANKING_SPLIT] = _write_candidates(out_dir / features.RANKING_SPLIT / "candidates.tfrecord.gz",
-                                                   sampled[~judged])
+  rows[features.RANKING_SPLIT] = _write_candidates(out_dir / features.RANKING_SPLIT, sampled[~judged],
+                                                   data.examples_per_file)
   cold = ~held_out.user_id.isin(history.user_id.unique()).to_numpy()
   return {"rows": rows, "cold_eval_users": int(held_out.user_id[cold].nunique()),
           "cold_eval_ratings": int(cold.sum())}
@@ -207,8 +208,49 @@ def _fingerprint(data: DataConfig, source: Path) -> str:
   return hashlib.sha256(json.dumps([settings, files], default=str).encode()).hexdigest()
 
 
-def _write_examples(path: Path, parts: list, activity: pd.Series) -> int:
-  """Writes (table, is_sampled) parts as GZIP tf.Examples to `path`; returns the number written.
+class _ShardedWriter:
+  """Writes `total` GZIP records into folder/<stem>-NNNNN-of-MMMMM.tfrecord.gz: as few files as hold at most
+  `per_file` records each, filled evenly (so that workers reading one file each finish together).
+
+  A GZIP file cannot be split, so Beam reads each one with a single worker: one file per split would leave every
+  other worker of a multi-process or cluster runner idle in StatisticsGen, Transform and the Evaluator. The
+  folder's files of an earlier preparation are removed first, since ImportExampleGen reads every file there.
+  """
+
+  def __init__(self, folder: Path, stem: str, total: int, per_file: int):
+    if per_file < 1:
+      raise ValueError(f"DataConfig.examples_per_file must be at least 1, got {per_file}")
+    for stale in folder.glob("*.tfrecord*"):
+      stale.unlink()
+    files = max(1, -(-total // per_file))
+    self._paths = [folder / f"{stem}-{i:05d}-of-{files:05d}.tfrecord.gz" for i in range(files)]
+    self._ends = [(i + 1) * total // files for i in range(files)]  # file i ends before record _ends[i]
+    self._file = -1
+    self._written = 0
+    self._writer: Optional[tf.io.TFRecordWriter] = None
+
+  def write(self, record: bytes) -> None:
+    while self._file < 0 or self._written == self._ends[self._file]:
+      self._next_file()
+    self._writer.write(record)
+    self._written += 1
+
+  def close(self) -> None:
+    """Closes the last file; files not reached (fewer records than `total`, or none) are written empty."""
+    while self._file < len(self._paths) - 1:
+      self._next_file()
+    self._writer.close()
+
+  def _next_file(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
+    self._file += 1
+    self._writer = tf.io.TFRecordWriter(str(self._paths[self._file]), options="GZIP")
+
+
+def _write_examples(folder: Path, parts: list, activity: pd.Series, per_file: int) -> int:
+  """Writes (table, is_sampled) parts as GZIP tf.Examples into `folder`, `per_file` to a file; returns the number
+  written.
 
   Rows are encoded WRITE_CHUNK at a time from Arrow columns by tfx_bsl's C++ encoder, so memory stays bounded
   by the chunk and no Python runs per example.
@@ -216,14 +258,15 @@ def _write_examples(path: Path, parts: list, activity: pd.Series) -> int:
   from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
 
   total = sum(len(table) for table, _ in parts)
-  progress = Progress(f"write {path.parent.name}", total, "examples", interval=5.0)
-  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-    for table, is_sampled in parts:
-      for start in range(0, len(table), WRITE_CHUNK):
-        chunk = table.iloc[start:start + WRITE_CHUNK]
-        for record in example_coder.RecordBatchToExamples(_record_batch(chunk, is_sampled, activity)):
-          writer.write(record)
-        progress.update(len(chunk))
+  progress = Progress(f"write {folder.name}", total, "examples", interval=5.0)
+  writer = _ShardedWriter(folder, "ratings", total, per_file)
+  for table, is_sampled in parts:
+    for start in range(0, len(table), WRITE_CHUNK):
+      chunk = table.iloc[start:start + WRITE_CHUNK]
+      for record in example_coder.RecordBatchToExamples(_record_batch(chunk, is_sampled, activity)):
+        writer.write(record)
+      progress.update(len(chunk))
+  writer.close()
   progress.close()
   return total
 
@@ -250,7 +293,7 @@ def _record_batch(table: pd.DataFrame, is_sampled: bool, activity: pd.Series) ->
   return pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
 
 
-def _write_candidates(path: Path, sampled: pd.DataFrame) -> int:
+def _write_candidates(folder: Path, sampled: pd.DataFrame, per_file: int) -> int:
   """Writes one tf.Example per user: `user_id` and, in `movie_id`, the user's other sampled unrated movies in
   their drawn order (the ranking split: candidates only, so 99 of them cost one row, not 99). Returns users."""
   from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
@@ -262,9 +305,10 @@ def _write_candidates(path: Path, sampled: pd.DataFrame) -> int:
   batch = pa.RecordBatch.from_arrays(
       [_one_each(_text(pd.Series(users).astype(str)).cast(pa.large_binary())), movies],
       [features.USER_ID, features.MOVIE_ID])
-  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-    for record in example_coder.RecordBatchToExamples(batch):
-      writer.write(record)
+  writer = _ShardedWriter(folder, "candidates", len(users), per_file)
+  for record in example_coder.RecordBatchToExamples(batch):
+    writer.write(record)
+  writer.close()
   return len(users)
 
 

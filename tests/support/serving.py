@@ -1,11 +1,13 @@
 """Helpers for the serving tests: TF Serving's test assets, an in-process server, request builders."""
 import contextlib
+import errno
 import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
+import portpicker
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2
@@ -31,12 +33,19 @@ def tf_serving_testdata() -> Path:
 
 @contextlib.contextmanager
 def running_server(**options) -> Iterator[ModelServer]:
-  """An embedded server on free ports (gRPC always, REST when rest_api_port=-1 is asked: picks a free one)."""
-  if options.get("rest_api_port") == -1:
-    import portpicker  # pylint: disable=import-outside-toplevel
-    options["rest_api_port"] = portpicker.pick_unused_port()
-  server = ModelServer(ServerOptions(port=0, **options))
-  server.start()
+  """An embedded server on free ports (gRPC always, REST when rest_api_port=-1 is asked: picks a free one, and
+  another if a concurrent process took it between the pick and the bind)."""
+  pick_rest_port = options.get("rest_api_port") == -1
+  for attempt in range(3):
+    if pick_rest_port:
+      options["rest_api_port"] = portpicker.pick_unused_port()
+    server = ModelServer(ServerOptions(port=0, **options))
+    try:
+      server.start()
+      break
+    except OSError as error:
+      if not pick_rest_port or error.errno != errno.EADDRINUSE or attempt == 2:
+        raise
   try:
     yield server
   finally:

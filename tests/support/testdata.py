@@ -160,3 +160,10 @@ def run_transform(raw_dir: Path, out_dir: Path, oov_buckets: int = 1) -> Tuple[P
   metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
                              str(out_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
   return out_dir, str(out_dir / "transformed_train*.gz")
+
+
+def read_split(folder: Path) -> List[tf.train.Example]:
+  """Every tf.Example of a prepared split folder, its files read in name order (as ImportExampleGen lists them)."""
+  files = sorted(Path(folder).glob("*.tfrecord.gz"))
+  assert files, f"no *.tfrecord.gz in {folder}"
+  return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset([str(f) for f in files], "GZIP")]
