@@ -25,7 +25,7 @@ def _write_splits(root):
   for name, parts in (("train", [(train, False)]), ("eval", [(held_out, False), (sampled, True)])):
     (root / name).mkdir()
     parts = [(table.assign(genres="Drama"), is_sampled) for table, is_sampled in parts]
-    prepare._write_examples(root / name / "ratings.gz", parts, activity)  # pylint: disable=protected-access
+    prepare._write_examples(root / name, parts, activity, 10)  # pylint: disable=protected-access
 
 
 class _InverseIdModel(tf.Module):

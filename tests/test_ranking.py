@@ -14,8 +14,8 @@ def test_cases_join_the_judged_negatives_and_the_candidates_in_order(tmp_path):
   activity = pd.Series(["<20"] * 3, index=[1, 2, 3])
   for split in ("eval", "ranking"):
     (tmp_path / split).mkdir()
-  prepare._write_examples(tmp_path / "eval" / "e.gz", [(rated, False), (judged, True)], activity)  # pylint: disable=protected-access
-  assert prepare._write_candidates(tmp_path / "ranking" / "c.gz", candidates) == 3  # pylint: disable=protected-access
+  prepare._write_examples(tmp_path / "eval", [(rated, False), (judged, True)], activity, 3)  # pylint: disable=protected-access
+  assert prepare._write_candidates(tmp_path / "ranking", candidates, 2) == 3  # pylint: disable=protected-access
 
   cases = ranking.ranking_cases(tmp_path / "eval", tmp_path / "ranking")
 
