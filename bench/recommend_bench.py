@@ -91,7 +91,9 @@ def trained_model(catalog_size: int, cache_dir: Path):
       shutil.copytree(transform_dir, directory / "transform",
                       ignore=shutil.ignore_patterns("tmp", "transformed_train*"))
       model.save(model_file)
-  return keras.models.load_model(model_file), tft.TFTransformOutput(str(directory / "transform"))
+  # compile=False: the bench scores and exports; the training losses (the Trainer's own functions) are not needed.
+  return (keras.models.load_model(model_file, compile=False),
+          tft.TFTransformOutput(str(directory / "transform")))
 
 
 def exhaustive_top_k(model: keras.Model, known_movies: int, users: np.ndarray, k: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="recsys")
 class LazyAdam(keras.optimizers.Adam):
   """keras.optimizers.Adam with row-wise (lazy) updates for sparse gradients; amsgrad is not supported."""
 

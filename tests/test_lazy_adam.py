@@ -67,6 +67,18 @@ def test_keras_fit_passes_embedding_gradients_as_rows_and_updates_only_those():
   np.testing.assert_array_equal(np.flatnonzero(np.any(after != before, axis=1)), [2, 5, 7])
 
 
+def test_a_model_compiled_with_it_saves_and_loads_as_a_keras_file(tmp_path):
+  ids = keras.Input(shape=(), dtype="int32")
+  model = keras.Model(ids, keras.layers.Dense(1)(keras.layers.Embedding(10, 4)(ids)))
+  model.compile(optimizer=LazyAdam(0.01, beta_1=0.8), loss="mse")
+  model.fit(np.array([1, 2]), np.ones((2, 1)), verbose=0)
+  model.save(tmp_path / "model.keras")
+  loaded = keras.models.load_model(tmp_path / "model.keras")
+  assert type(loaded.optimizer) is LazyAdam  # pylint: disable=unidiomatic-typecheck
+  assert loaded.optimizer.get_config() == model.optimizer.get_config()
+  np.testing.assert_array_equal(loaded.predict(np.array([1, 3]), verbose=0), model.predict(np.array([1, 3]), verbose=0))
+
+
 def test_amsgrad_is_refused():
   with pytest.raises(ValueError, match="amsgrad"):
     LazyAdam(amsgrad=True)
