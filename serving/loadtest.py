@@ -126,7 +126,8 @@ def run_loadtest(target: str, make_request: RequestFactory, mode: str, concurren
   requests = [make_request(rng) for _ in range(DISTINCT_REQUESTS)]
   trace = None
   if trace_path is not None:
-    trace = Path(trace_path).open("w", encoding="utf-8")
+    # Line-buffered: a reader (the replay) sees each request's row as soon as its answer arrives.
+    trace = Path(trace_path).open("w", encoding="utf-8", buffering=1)
     trace.write(",".join(TRACE_COLUMNS) + "\n")
   recorder = _Recorder(trace)
   cpu_started = time.process_time()

@@ -4,6 +4,8 @@ purpose, is stopped by the drift gate and never pushed, span 3 is compared with 
 and no request fails. Plus the parts that need no pipeline: --inject parsing and the trace analysis."""
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +47,31 @@ def test_the_trace_gives_swaps_the_latency_around_them_and_the_steady_state():
   assert (swap.from_version, swap.to_version, swap.at_unix_s) == (1, 2, 1030.0)
   assert swap.around.requests == 21 and swap.around.p50_ms == 20.0
   assert report.steady.p99_ms == 2.0 and report.steady.failed == 1
+
+
+def test_the_wait_for_a_version_reads_the_trace_as_it_grows_and_names_what_it_saw(tmp_path):
+  trace = tmp_path / "traffic.csv"
+  sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+  try:
+    with pytest.raises(traffic.TrafficError, match="newest: None"):
+      traffic.wait_for_version(sleeper, trace, 1, timeout_s=0.3)  # no trace yet
+    trace.write_text(",".join(loadtest.TRACE_COLUMNS)
+                     + "\n1000.0,predict,OK,1,2.0\n1000.1,predict,UNAVAILABLE,,1.0\n")
+    traffic.wait_for_version(sleeper, trace, 1, timeout_s=1.0)
+    with pytest.raises(traffic.TrafficError, match="no answer of version 2 .* within 0.3 s \\(newest: 1\\)"):
+      traffic.wait_for_version(sleeper, trace, 2, timeout_s=0.3)
+    with trace.open("a") as more:
+      more.write("1000.2,recommend,OK,2,3.0")  # a row still being written is not read yet
+    with pytest.raises(traffic.TrafficError, match="newest: 1"):
+      traffic.wait_for_version(sleeper, trace, 2, timeout_s=0.3)
+    with trace.open("a") as more:
+      more.write("\n")
+    traffic.wait_for_version(sleeper, trace, 2, timeout_s=1.0)
+  finally:
+    sleeper.kill()
+    sleeper.wait()
+  with pytest.raises(traffic.TrafficError, match="exited with status -9 before an answer of version 3"):
+    traffic.wait_for_version(sleeper, trace, 3, timeout_s=5.0)
 
 
 @pytest.fixture(scope="module")

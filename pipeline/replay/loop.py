@@ -8,8 +8,8 @@
    anomalies or the drift gate is recorded as such and the replay goes on with the next span.
 3. Once the first version is pushed, a model server (`recsys serve`, polling the serving directory) serves it and
    a load generator in its own process sends `predict` and `recommend` requests until the last span is done.
-   After every push the replay waits until the server answers with the new version, so each swap happens under
-   traffic and inside its span.
+   After every push the replay waits until the traffic's trace holds an answer of the new version, so each swap
+   happens under traffic and inside its span (the last one too, before the traffic stops).
 4. The outcome per span (ReplayResult) and the traffic's trace (pipeline/replay/traffic.py) make replay.json and
    replay.html (pipeline/replay/page.py).
 """
@@ -104,7 +104,7 @@ def run_replay(config: PipelineConfig, replay: ReplayConfig, out_dir: Path,
   outcomes: List[SpanOutcome] = []
   server_name = model_server_process.server_name(replay.server)
   with contextlib.ExitStack() as serving:
-    served = None
+    served = load = None
     for prepared_span in chosen:
       injection = injections.get(prepared_span.span)
       if injection is not None:
@@ -122,8 +122,9 @@ def run_replay(config: PipelineConfig, replay: ReplayConfig, out_dir: Path,
           raise ReplayError(f"span {outcome.span}: pushed version {outcome.pushed_version} was not served: "
                             f"{error}") from error
         if first_push:
-          serving.enter_context(traffic_lib.traffic(served.target, config.model_name, ids_file, trace_path,
-                                                    result_path, replay))
+          load = serving.enter_context(traffic_lib.traffic(served.target, config.model_name, ids_file, trace_path,
+                                                           result_path, replay))
+        traffic_lib.wait_for_version(load, trace_path, outcome.pushed_version, SERVE_TIMEOUT_S)
       outcome.serving_version = _serving_version(outcomes, outcome)
       outcomes.append(outcome)
       report(describe(outcome))

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -92,6 +93,38 @@ def traffic(target: str, model_name: str, ids_file: Path, trace_path: Path, resu
       except subprocess.TimeoutExpired as error:
         process.kill()
         raise TrafficError(f"the load generator did not stop within {STOP_GRACE_S:g} s of SIGTERM") from error
+
+
+def wait_for_version(process: subprocess.Popen, trace_path: Path, version: int, timeout_s: float) -> None:
+  """Blocks until the load generator's trace holds an answer of `version` or a newer one, so a swap is seen by
+  the traffic before the replay goes on (or ends).
+
+  Raises:
+    TrafficError: the load generator exited, or no such answer came within `timeout_s`.
+  """
+  deadline = time.monotonic() + timeout_s
+  offset, newest = 0, None
+  while True:
+    rows = b""
+    if trace_path.is_file():  # the load generator creates it once it has started
+      with trace_path.open("rb") as trace:
+        trace.seek(offset)
+        rows = trace.read()
+    complete = rows[:rows.rfind(b"\n") + 1]
+    offset += len(complete)
+    for row in complete.decode().splitlines():
+      field = row.split(",")[3]
+      if field.isdigit():
+        newest = max(newest or 0, int(field))
+    if newest is not None and newest >= version:
+      return
+    if process.poll() is not None:
+      raise TrafficError(f"the load generator exited with status {process.returncode} before an answer of "
+                         f"version {version}; see {trace_path}")
+    if time.monotonic() > deadline:
+      raise TrafficError(f"no answer of version {version} in the traffic within {timeout_s:g} s (newest: "
+                         f"{newest}); see {trace_path}")
+    time.sleep(0.1)
 
 
 def read_trace(trace_path: Path) -> pd.DataFrame:
