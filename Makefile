@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 PROTOS := $(patsubst %.proto,%_pb2.py,$(wildcard serving/protos/*.proto))
 CLIENT_PROTOS := serving/client_protos/__init__.py
 OUT ?= out
+# pytest-xdist workers; each test file runs whole on one worker (its module fixtures are built once). Two on
+# the 2-core development machine: 7.3 min against 21 serially, and three were slower (8.0 min).
+TEST_WORKERS ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
 .PHONY: setup browser run serve test clean
@@ -48,7 +51,7 @@ browser:
 	  echo "chromium is not installed: the report's browser test will be skipped (apt-get install chromium)"
 
 test: setup browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -35,6 +35,6 @@ setuptools.setup(
     ],
     # The client alone (serving.client, serving.loadtest, `recsys predict|recommend|status|metadata|loadtest`):
     # `pip install --no-deps . && pip install grpcio==1.65.5 protobuf==3.20.3 numpy==1.26.4`, the `client` extra.
-    extras_require={"dev": ["pytest"], "client": ["grpcio==1.65.5", "protobuf==3.20.3", "numpy==1.26.4"]},
+    extras_require={"dev": ["pytest", "pytest-xdist"], "client": ["grpcio==1.65.5", "protobuf==3.20.3", "numpy==1.26.4"]},
     entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
 )
