@@ -9,8 +9,8 @@ from pipeline.runners import beam
 
 
 @pytest.mark.parametrize("ratings, expected", [
-    (None, ("--direct_running_mode=in_memory", "--direct_num_workers=1")),
-    (100_000, ("--direct_running_mode=in_memory", "--direct_num_workers=1")),
+    (None, ()),  # in_memory, one worker: Beam's default, so no arguments (and no sdist of TFX built by TFX)
+    (100_000, ()),
     (1_000_209, ("--direct_running_mode=multi_processing", f"--direct_num_workers={max(2, os.cpu_count())}")),
 ])
 def test_auto_mode_follows_the_input_size(ratings, expected):
@@ -18,7 +18,12 @@ def test_auto_mode_follows_the_input_size(ratings, expected):
 
 
 def test_a_chosen_mode_is_kept_whatever_the_size():
-  assert beam.beam_args(BeamConfig(mode="in_memory"), ratings=25_000_095)[0] == "--direct_running_mode=in_memory"
+  assert beam.resolve_auto(BeamConfig(mode="in_memory"), ratings=25_000_095).mode == "in_memory"
+  assert beam.beam_args(BeamConfig(mode="in_memory"), ratings=25_000_095) == ()
+  assert beam.beam_args(BeamConfig(mode="in_memory", workers=2)) == (
+      "--direct_running_mode=in_memory", "--direct_num_workers=2")
+  assert beam.beam_args(BeamConfig(mode="in_memory", extra_args=("--max_bundle_size=10",))) == (
+      "--direct_running_mode=in_memory", "--direct_num_workers=1", "--max_bundle_size=10")
 
 
 def test_expected_ratings_counts_a_copy_on_disk(tmp_path):

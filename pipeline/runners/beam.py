@@ -23,7 +23,7 @@ def resolve_auto(config: BeamConfig, ratings: Optional[int]) -> BeamConfig:
 
 def beam_args(config: BeamConfig, ratings: Optional[int] = None) -> Tuple[str, ...]:
   """The `beam_pipeline_args` of every Beam-based component for `config`; mode "auto" is chosen by `ratings`,
-  the size of the input (resolve_auto).
+  the size of the input (resolve_auto). Empty for in_memory with one worker and no extra arguments: Beam's default.
 
   Raises ValueError when the fields do not fit the mode: portable without a job endpoint, a job endpoint or
   worker pool with a DirectRunner mode, or a worker count with portable (the job server decides parallelism).
@@ -33,6 +33,10 @@ def beam_args(config: BeamConfig, ratings: Optional[int] = None) -> Tuple[str, .
     if config.job_endpoint or config.worker_pool:
       raise ValueError(f"beam mode {config.mode!r} runs here; a job endpoint ({config.job_endpoint}) or worker "
                        f"pool ({config.worker_pool}) needs beam mode 'portable'")
+    if (config.mode, config.workers, config.extra_args) == ("in_memory", 1, ()):
+      # Beam's default. No arguments at all also keeps TFX from packaging itself as an sdist for remote workers
+      # in every Beam component, which it does whenever the arguments are not empty: 1 s each, 3 s a run.
+      return ()
     return (f"--direct_running_mode={config.mode}", f"--direct_num_workers={config.workers}", *config.extra_args)
   if config.mode != "portable":
     raise ValueError(f"beam mode {config.mode!r}: expected one of {DIRECT_MODES + ('portable',)}")
