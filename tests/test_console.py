@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from pipeline import console
 
 COMPONENTS = ("ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
@@ -33,6 +35,7 @@ def test_component_records_become_lines_and_library_output_goes_to_the_log(tmp_p
   assert "C++ log line" in log and "Trainer epoch 1/1" in log and "Trainer figure" in log
 
 
+@pytest.mark.slow
 def test_a_tiny_pipeline_run_prints_one_start_and_one_end_line_per_component(tmp_path):
   done = subprocess.run(
       [sys.executable, "-m", "pipeline.cli", "pipeline", "run", "--synthetic-users", "60", "--synthetic-movies",

@@ -33,6 +33,8 @@ from tests.support.tiny_model import export_tiny_ncf_model
 from tests.support.tiny_model import save_unservable_model
 from tests.support.tiny_model import write_warmup_for_missing_signature
 
+pytestmark = pytest.mark.slow
+
 EMBEDDED = InfraValidationConfig(server="embedded", num_examples=6, load_timeout_s=120.0)
 NCF_SIGNATURES = (signatures.PREDICT, signatures.RECOMMEND, signatures.SERVING_DEFAULT)
 NCF_WARMUP_RECORDS = 2  # components/model_export.py: one `predict`, one `recommend`

@@ -23,6 +23,8 @@ from pipeline.runs import summary
 from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, DataConfig, EvalConfig, PipelineConfig
 from pipeline.data.prepare import prepare_examples
 
+pytestmark = pytest.mark.slow
+
 DIRECT_MODES = {"in_memory": BeamConfig(mode="in_memory"),
                 "multi_processing": BeamConfig(mode="multi_processing", workers=2)}
 PORTABLE = "portable"

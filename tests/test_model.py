@@ -3,7 +3,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,7 +17,8 @@ from components import model_export
 from components import signatures
 from components import trainer
 from tests.support import testdata
-from tests.support.tiny_model import export_tiny_ncf_model
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["shared", "mf", "rating"])
@@ -286,11 +286,3 @@ def test_export_restores_like_tf_serving(trained):
   weights = {weight.path for weight in trained["model"].weights}
   assert set(getattr(trained["loaded"], model_export.MODEL_WEIGHTS)) == weights
   assert len([key for key in keys if key.startswith(model_export.MODEL_WEIGHTS)]) == len(weights)
-
-
-def test_export_tiny_ncf_model_writes_a_servable(tmp_path: Path):
-  export_tiny_ncf_model(tmp_path / "1")
-  assert (tmp_path / "1" / "saved_model.pb").exists()
-  assert (tmp_path / "1" / signatures.WARMUP_FILE).exists()
-  loaded = tf.saved_model.load(str(tmp_path / "1"))
-  assert loaded.signatures["recommend"](user_id=tf.constant(["1"]))["movie_ids"].shape == (1, 10)

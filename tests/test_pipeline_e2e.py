@@ -20,6 +20,8 @@ from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, Pipeline
 from pipeline.pipeline import metadata_path
 from pipeline.data.prepare import prepare_examples
 
+pytestmark = pytest.mark.slow
+
 COMPONENTS = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
               "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "InfraValidator", "Pusher"}
 EXPECTED_ARTIFACTS = {"Examples", "ExampleStatistics", "Schema", "ExampleAnomalies", "TransformGraph", "Model",

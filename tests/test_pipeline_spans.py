@@ -22,6 +22,8 @@ from pipeline.runs import summary
 from pipeline.span_resolvers import span_of
 from tests.support import span_ratings, testdata
 
+pytestmark = pytest.mark.slow
+
 SPAN_NODES = {"span_window_resolver", "previous_span_statistics_resolver", "DriftValidator", "DriftGate"}
 # Weeks 1-5 make spans 1-4; span 4 trains on week 4, whose ratings all go to Drama movies.
 SHAPE = span_ratings.WeeklyRatings(movies=80, weeks=5, drifted_week=4)

@@ -13,6 +13,8 @@ from pipeline.runners import local as local_runner
 from pipeline.runs import summary
 from tests.support import span_ratings, testdata
 
+pytestmark = pytest.mark.slow
+
 
 def _config(work: Path, span: int) -> PipelineConfig:
   return PipelineConfig(

@@ -20,6 +20,8 @@ from pipeline.replay import traffic
 from serving import loadtest
 from tests.support import span_ratings, testdata
 
+pytestmark = pytest.mark.slow
+
 SHAPE = span_ratings.WeeklyRatings(movies=80, weeks=4)  # weeks 1-4 make spans 1-3
 
 

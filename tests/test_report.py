@@ -19,6 +19,8 @@ from pipeline.report.data import (Anomaly, Blessing, CalibrationHistogram, Confu
                                   HeadResult, RankingScore, RunIdentity, RunReport, SliceResult, SplitStats,
                                   ThresholdCheck)
 
+pytestmark = pytest.mark.slow
+
 
 def _confusion(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> ConfusionCurve:
   """Counts of `score > threshold` against `labels`, like TFMA's ConfusionMatrixPlot."""

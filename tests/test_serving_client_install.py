@@ -69,6 +69,7 @@ def _index_reachable() -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_client_installed_alone_calls_the_server(tmp_path):
   testdata = tf_serving_testdata()
   if not (REPO / "serving" / "client_protos" / "__init__.py").exists():

@@ -36,6 +36,8 @@ from tests.support.serving import write_model_config
 from tests.support.serving import x_input
 from tests.support.tiny_model import export_tiny_ncf_model
 
+pytestmark = pytest.mark.slow
+
 SEED = 20261201
 GRPC_REQUESTS = 2400
 REST_REQUESTS = 900

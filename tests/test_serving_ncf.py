@@ -29,6 +29,8 @@ from tests.support.serving import publish_version
 from tests.support.serving import running_server
 from tests.support.serving import wait_until
 
+pytestmark = pytest.mark.slow
+
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
 USERS = [str(i) for i in range(1, 61)]  # export_tiny_ncf_model's vocabulary
 MOVIES = [str(i) for i in range(1, 41)]

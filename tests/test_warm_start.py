@@ -21,6 +21,8 @@ from components.hparams import ModelConfig, TrainConfig
 from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, InfraValidationConfig, PipelineConfig
 from tests.support import testdata
 
+pytestmark = pytest.mark.slow
+
 MODEL = ModelConfig(gmf_embedding_dim=4, mlp_embedding_dim=4, mlp_layers=(8, 4), liked_embedding_dim=3, liked_tower="shared")
 OOV = 1
 BASE = {features.USER_ID: [b"a", b"b", b"c"], features.MOVIE_ID: [b"m1", b"m2", b"m3", b"m4"],
