@@ -98,3 +98,18 @@ def test_query_ndcg_of_a_hand_made_case():
   expected = ((1 / np.log2(3)) / (1 + 1 / np.log2(3)) + 1.0) / 2
   assert eval_metrics.query_ndcg(queries, predictions, gains, k=2) == pytest.approx(expected)
   assert np.isnan(eval_metrics.query_ndcg(queries[5:], predictions[5:], gains[5:], k=2))
+
+
+def test_query_ndcg_refuses_an_output_with_several_values_per_example():
+  (computation,) = eval_metrics.QueryNDCG(query_feature="user").computations(
+      output_names=["score"], sub_keys=[tfma.metrics.SubKey(top_k=3)])
+  combiner = computation.combiner
+  one = tfma.metrics.StandardMetricInputs(labels={"score": np.array([1.0])}, predictions={"score": np.array([0.2])},
+                                          features={"user": np.array([b"u1"])})
+  rows = combiner.add_input(combiner.create_accumulator(), one)
+  assert combiner.extract_output(rows) == {computation.keys[0]: 1.0}
+  two = tfma.metrics.StandardMetricInputs(labels={"score": np.array([1.0])},
+                                          predictions={"score": np.array([0.2, 0.3])},
+                                          features={"user": np.array([b"u1"])})
+  with pytest.raises(ValueError, match="expected one prediction of output 'score' per example"):
+    combiner.add_input(rows, two)
