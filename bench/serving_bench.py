@@ -6,7 +6,9 @@ Predict 1 user x 1 movie at concurrency 1, `recommend` top-K over the whole cata
 throughput with 32 concurrent callers with batching on (serving/config/batching_parameters.txt) and off. Each server runs in its own process
 (`recsys serve --server embedded`) and the load comes from this one, as a client would. The throughput phases
 alternate between the servers in short rounds and report medians, so that other work on a shared machine
-weighs on both sides alike.
+weighs on both sides alike. Beside them, bench/grpc_floor_server.py answers every Predict with one fixed response
+(no model, no server work): the Python gRPC floor under the same client, at concurrency 1 and 32, which bounds
+what the server's overhead and batching gain can reach on the machine.
 
 Usage:
   .venv/bin/python bench/serving_bench.py                      # ml-100k-shaped model (943 users, 1682 movies)
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -27,16 +30,22 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import grpc
 import numpy as np
 import tensorflow as tf
 
-from pipeline.recommender.loadtest import run_loadtest
+from components import signatures
+from pipeline.recommender.client import DEFAULT_MODEL
+from pipeline.recommender.loadtest import request_factory, run_loadtest
+from serving import client as client_lib
+from serving.client_protos.tensorflow_serving.apis import prediction_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `tests.support` builds the bench model; run as a script from anywhere
 BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
 ML100K_USERS, ML100K_MOVIES, ML100K_RATINGS_PER_USER = 943, 1682, 106  # ml-100k: 100,000 ratings
 IN_PROCESS_BATCH = 32  # the callers of the throughput phases
+GRPC_FLOOR = "grpc_floor"  # bench/grpc_floor_server.py: Predict answered with a fixed response
 
 
 def build_ml100k_shaped_model(export_dir: Path) -> None:
@@ -137,14 +146,28 @@ def server_python_per_predict(model_dir: Path, calls: int) -> Dict[str, float]:
           "record_request": best_us(lambda: recorder.record_request("ncf", "predict", "GRPC", "OK", 1e-3, 1))}
 
 
-class ServerProcess:
-  """`recsys serve --server embedded` on a free port, in its own process (batching with `batching_file`)."""
+def model_server_command(base_path: Path, batching_file: Optional[Path]) -> List[str]:
+  """`recsys serve --server embedded` on a free port (batching with `batching_file`)."""
+  command = [sys.executable, "-m", "pipeline.cli", "serve", "--server", "embedded", "--port", "0",
+             "--model_name", "ncf", "--model_base_path", str(base_path), "--file_system_poll_wait_seconds", "0"]
+  if batching_file is not None:
+    command += ["--enable_batching", "--batching_parameters_file", str(batching_file)]
+  return command
 
-  def __init__(self, base_path: Path, batching_file: Optional[Path]):
-    command = [sys.executable, "-m", "pipeline.cli", "serve", "--server", "embedded", "--port", "0",
-               "--model_name", "ncf", "--model_base_path", str(base_path), "--file_system_poll_wait_seconds", "0"]
-    if batching_file is not None:
-      command += ["--enable_batching", "--batching_parameters_file", str(batching_file)]
+
+def predict_response(target: str, users: List[str], movies: List[str]) -> bytes:
+  """A Predict answer of the server at `target` (1 user x 1 movie), serialised: what the gRPC floor answers."""
+  request = request_factory(client_lib.model_spec(DEFAULT_MODEL), signatures.PREDICT, users, movies, 1)(
+      random.Random(0))
+  with grpc.insecure_channel(target) as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    return stub.Predict(request, timeout=30).SerializeToString()
+
+
+class ServerProcess:
+  """A server started by `command` in its own process; it prints "Serving gRPC on port N" first."""
+
+  def __init__(self, command: List[str]):
     self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     line = self.process.stdout.readline()
@@ -197,20 +220,29 @@ def main() -> None:
     base = Path(work) / "ncf"
     base.mkdir()
     (base / "1").symlink_to(model_dir.resolve())
-    servers = {name: ServerProcess(base, path) for name, path in configs.items()}
+    servers = {name: ServerProcess(model_server_command(base, path)) for name, path in configs.items()}
     try:
       on = servers["batching_on"].target
+      response_file = Path(work) / "predict_response.bin"
+      response_file.write_bytes(predict_response(on, users, movies))
+      servers[GRPC_FLOOR] = ServerProcess([sys.executable, str(REPO / "bench" / "grpc_floor_server.py"),
+                                           "--response", str(response_file)])
+      floor_target = servers[GRPC_FLOOR].target
       result["concurrency_1"] = {  # the latency targets are for the shipped configuration
           "predict_1x1": summary(run_loadtest(on, "predict", 1, args.seconds, users=users, movies=movies)),
           "recommend": summary(run_loadtest(on, "recommend", 1, args.seconds, users=users)),
+          "grpc_floor_predict_1x1": summary(run_loadtest(floor_target, "predict", 1, args.seconds, users=users,
+                                                         movies=movies)),
       }
       rounds = {name: {"predict_1x1": [], "recommend": []} for name in servers}
+      del rounds[GRPC_FLOOR]["recommend"]  # it answers Predict's response to every request
       for _ in range(args.rounds):
         for name, server in servers.items():
           rounds[name]["predict_1x1"].append(summary(run_loadtest(
               server.target, "predict", 32, args.round_seconds, users=users, movies=movies)))
-          rounds[name]["recommend"].append(summary(run_loadtest(
-              server.target, "recommend", 32, args.round_seconds, users=users)))
+          if "recommend" in rounds[name]:
+            rounds[name]["recommend"].append(summary(run_loadtest(
+                server.target, "recommend", 32, args.round_seconds, users=users)))
     finally:
       for server in servers.values():
         server.stop()
@@ -232,6 +264,8 @@ def main() -> None:
       "predict_1x1_server_overhead_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - floor["predict_1x1"]["p50"],
       # Over the TF2 signature as a Python user calls it (the floor of earlier runs of this bench).
       "predict_1x1_over_eager_call_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - eager["predict_1x1"]["p50"],
+      # The same client against a server that answers a fixed response: what gRPC in Python costs by itself.
+      "grpc_floor_predict_1x1_p50_ms": c1["grpc_floor_predict_1x1"]["latency_ms"]["p50"],
       "recommend_p99_ms": c1["recommend"]["latency_ms"]["p99"],
       "recommend_server_overhead_p50_ms": c1["recommend"]["latency_ms"]["p50"] - floor["recommend"]["p50"],
       "recommend_over_eager_call_p50_ms": c1["recommend"]["latency_ms"]["p50"] - eager["recommend"]["p50"],
@@ -240,6 +274,9 @@ def main() -> None:
                                           / floor[f"recommend_batch_{IN_PROCESS_BATCH}"]["p50"]),
       "predict_c32_qps_on_over_off": (c32["batching_on"]["predict_1x1"]["median_qps"]
                                       / c32["batching_off"]["predict_1x1"]["median_qps"]),
+      # The most any batching could gain here: the gRPC floor's QPS (no model, no server work) over batching off.
+      "predict_c32_grpc_floor_over_off": (c32[GRPC_FLOOR]["predict_1x1"]["median_qps"]
+                                          / c32["batching_off"]["predict_1x1"]["median_qps"]),
       "recommend_c32_qps_on_over_off": (c32["batching_on"]["recommend"]["median_qps"]
                                         / c32["batching_off"]["recommend"]["median_qps"]),
       "errors": sum(c1[m]["errors"] for m in c1) + sum(v["errors"] for by in c32.values() for v in by.values()),
