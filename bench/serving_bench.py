@@ -234,8 +234,8 @@ def main() -> None:
           "grpc_floor_predict_1x1": summary(run_loadtest(floor_target, "predict", 1, args.seconds, users=users,
                                                          movies=movies)),
       }
-      rounds = {name: {"predict_1x1": [], "recommend": []} for name in servers}
-      del rounds[GRPC_FLOOR]["recommend"]  # it answers Predict's response to every request
+      rounds = {name: {"predict_1x1": [], "recommend": []} for name in configs}
+      rounds[GRPC_FLOOR] = {"predict_1x1": []}  # it answers Predict's response to every request
       for _ in range(args.rounds):
         for name, server in servers.items():
           rounds[name]["predict_1x1"].append(summary(run_loadtest(

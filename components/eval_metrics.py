@@ -157,11 +157,9 @@ class _QueryNDCGCombiner(beam.CombineFn):
     # Read directly rather than through metric_util.to_label_prediction_example_weight, whose generality
     # (label and prediction keys, class weights, multi-value outputs) cost this combiner 80% of its time.
     query = np.asarray(element.combined_features[self._query_feature]).reshape(-1)
-    prediction = self._one_value(element.prediction, "prediction")
-    label = self._one_value(element.label, "label")
     if query.size != 1:
       raise ValueError(f"{self._keys[0].name}: expected one {self._query_feature} per example, got {query!r}")
-    rows.add(query[0], prediction, label)
+    rows.add(query[0], self._one_value(element.prediction, "prediction"), self._one_value(element.label, "label"))
     return rows
 
   def _one_value(self, values: object, what: str) -> float:
@@ -169,11 +167,10 @@ class _QueryNDCGCombiner(beam.CombineFn):
     for key in (self._model_name, self._output_name):
       if key and isinstance(values, Mapping) and key in values:
         values = values[key]
-    value = None if isinstance(values, Mapping) else np.asarray(values).reshape(-1)
-    if value is None or value.size != 1:
+    if isinstance(values, Mapping) or np.size(values) != 1:
       raise ValueError(f"{self._keys[0].name}: expected one {what} of output {self._output_name!r} per example, "
                        f"got {values!r}")
-    return float(value[0])
+    return float(np.asarray(values).reshape(-1)[0])
 
   def merge_accumulators(self, accumulators: Iterable[_Rows]) -> _Rows:
     accumulators = iter(accumulators)
