@@ -70,24 +70,31 @@ def configs_from_custom_config(custom_config: Mapping[str, Any]) -> Tuple[ModelC
   return ModelConfig(**model), TrainConfig(**custom_config["train"])
 
 
-def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
-                 dataset_factory: DatasetFactory) -> Catalog:
-  """Reads the transformed train split once for movie popularity and each movie's genres."""
+# The transformed train split's rated pairs, one row each, held in memory: {feature: array [n]} for
+# features.USER_ID, MOVIE_ID (int64 indices), LIKED and RATING (about 28 bytes a rating). Every epoch reshuffles
+# them instead of reading and parsing the files again (BENCHMARKS.md, "Scale": the Trainer 0.75x at ml-100k).
+RatedPairs = Dict[str, np.ndarray]
+PAIR_COLUMNS = (features.USER_ID, features.MOVIE_ID, features.LIKED, features.RATING)
+
+
+def read_train_split(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
+                     dataset_factory: DatasetFactory) -> Tuple[Catalog, RatedPairs]:
+  """Reads the transformed train split once: the catalog (popularity, genres, mean rating) and the rated pairs."""
   num_movies = tf_transform_output.num_buckets_for_transformed_feature(features.MOVIE_ID)
   num_genres = tf_transform_output.num_buckets_for_transformed_feature(features.GENRES)
-  counts = np.zeros(num_movies, np.int64)
-  user_counts = np.zeros(tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID), np.int64)
   genres = np.zeros((num_movies, num_genres), np.float32)
   options = tfxio.TensorFlowDatasetOptions(batch_size=8192, num_epochs=1, shuffle=False)
   dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
-  rating_sum = 0.0
+  parts: Dict[str, List[np.ndarray]] = {name: [] for name in PAIR_COLUMNS}
   for batch in dataset:
-    movies = batch[features.MOVIE_ID].numpy().reshape(-1)
-    np.add.at(counts, movies, 1)
-    np.add.at(user_counts, batch[features.USER_ID].numpy().reshape(-1), 1)
-    rating_sum += float(batch[features.RATING].numpy().sum())
+    for name in PAIR_COLUMNS:
+      parts[name].append(batch[name].numpy().reshape(-1))
     genre_ids = batch[features.GENRES]
-    genres[movies[genre_ids.indices[:, 0].numpy()], genre_ids.values.numpy()] = 1.0
+    genres[parts[features.MOVIE_ID][-1][genre_ids.indices[:, 0].numpy()], genre_ids.values.numpy()] = 1.0
+  pairs = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+  counts = np.bincount(pairs[features.MOVIE_ID], minlength=num_movies)
+  user_counts = np.bincount(pairs[features.USER_ID],
+                            minlength=tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID))
   row_sums = genres.sum(axis=1, keepdims=True)
   return Catalog(
       num_users=tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID),
@@ -97,7 +104,7 @@ def scan_catalog(train_files: List[str], tf_transform_output: tft.TFTransformOut
       movie_counts=counts,
       user_counts=user_counts,
       movie_genres=np.divide(genres, row_sums, out=np.zeros_like(genres), where=row_sums > 0),
-      mean_rating=rating_sum / max(int(counts.sum()), 1))
+      mean_rating=float(pairs[features.RATING].sum(dtype=np.float64)) / max(len(pairs[features.RATING]), 1)), pairs
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -137,11 +144,11 @@ def batches_per_epoch(rated_pairs: int, config: TrainConfig) -> int:
   return math.ceil(rated_pairs / rated_pairs_per_batch(config))
 
 
-def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
-                          dataset_factory: DatasetFactory, catalog: Catalog, config: TrainConfig,
-                          seed: int, rating_target: bool = False,
-                          towers_liked_target: bool = False, row_norm_targets: bool = False) -> tf.data.Dataset:
-  """Returns one epoch of (features, labels, sample weights) batches; iterating it again draws new negatives.
+def make_training_dataset(pairs: RatedPairs, catalog: Catalog, config: TrainConfig, seed: int,
+                          rating_target: bool = False, towers_liked_target: bool = False,
+                          row_norm_targets: bool = False) -> tf.data.Dataset:
+  """Returns one epoch of (features, labels, sample weights) batches; iterating it again reshuffles the rated
+  pairs and draws new negatives.
 
   Each yielded batch holds B rated pairs and B * negatives_per_positive sampled pairs:
     features: {"user_id", "movie_id"}: int64 [n]; labels: {"interaction", "liked"}: float32 [n];
@@ -154,11 +161,20 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
   """
   ratio = config.negatives_per_positive
   positives_per_batch = rated_pairs_per_batch(config)
-  options = tfxio.TensorFlowDatasetOptions(batch_size=positives_per_batch, num_epochs=1, shuffle=True,
-                                           shuffle_seed=seed)
-  dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
+  num_pairs = len(pairs[features.USER_ID])
+  batches = batches_per_epoch(num_pairs, config)
+  columns = {name: tf.constant(values) for name, values in pairs.items()}
+  order_generator = tf.random.Generator.from_seed(seed)  # a new order each epoch, the same on every run
+
+  def epoch_batches(_) -> tf.data.Dataset:
+    order = tf.random.experimental.stateless_shuffle(tf.range(num_pairs, dtype=tf.int64),
+                                                      order_generator.make_seeds(1)[:, 0])
+    return tf.data.Dataset.range(batches).map(
+        lambda step: {name: tf.gather(column, order[step * positives_per_batch:(step + 1) * positives_per_batch])
+                      for name, column in columns.items()})
+
   sampler = negatives.make_sampler(config.negative_sampler, catalog.movie_counts[:catalog.known_movies])
-  generator = tf.random.Generator.from_seed(seed)  # its state advances, so each epoch draws new negatives
+  generator = tf.random.Generator.from_seed(seed + 1)  # its state advances: new negatives each epoch
   # Rows looked up per epoch by rated pairs: the train count, and for an OOV bucket its share of id dropout.
   total = float(catalog.movie_counts.sum())
   inverse_user_counts, inverse_movie_counts = (
@@ -204,12 +220,11 @@ def make_training_dataset(train_files: List[str], tf_transform_output: tft.TFTra
         weights[name] = weights[ncf_model.LIKED_HEAD] * tf.gather(inverse, ids)
     return inputs, labels, weights
 
-  # Sequential map: the shared generator then draws the same numbers for the same batches on every run.
-  # The number of batches is known from the catalog scan; asserting it tells Keras the epoch's length, so it
-  # neither guesses nor warns that the input "ran out of data".
-  batches = batches_per_epoch(int(catalog.movie_counts.sum()), config)
-  return (dataset.map(add_negatives).apply(tf.data.experimental.assert_cardinality(batches))
-          .prefetch(tf.data.AUTOTUNE))
+  # Sequential maps: the generators then draw the same numbers for the same batches on every run. The number of
+  # batches is asserted so that Keras knows the epoch's length, neither guessing nor warning that the input "ran
+  # out of data".
+  return (tf.data.Dataset.from_tensors(0).flat_map(epoch_batches).map(add_negatives)
+          .apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE))
 
 
 def _per_pair(loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
@@ -248,7 +263,7 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
   starts fresh either way.
   """
   keras.utils.set_random_seed(train_config.seed)
-  catalog = scan_catalog(train_files, tf_transform_output, dataset_factory)
+  catalog, pairs = read_train_split(train_files, tf_transform_output, dataset_factory)
   model = ncf_model.build_model(catalog.num_users, catalog.num_movies, catalog.movie_genres, model_config)
   if base_model_dir:
     warm_start.warm_start(model, base_model_dir, {
@@ -274,9 +289,9 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
   optimizer = OPTIMIZERS[train_config.optimizer](train_config.learning_rate)
   model.compile(optimizer=optimizer, loss=losses, loss_weights=loss_weights,
                 steps_per_execution=train_config.steps_per_execution)
-  dataset = make_training_dataset(train_files, tf_transform_output, dataset_factory, catalog, train_config,
-                                  seed=train_config.seed, rating_target=rating_target,
-                                  towers_liked_target=towers_liked_target, row_norm_targets=row_norm_targets)
+  dataset = make_training_dataset(pairs, catalog, train_config, seed=train_config.seed,
+                                  rating_target=rating_target, towers_liked_target=towers_liked_target,
+                                  row_norm_targets=row_norm_targets)
   epochs = epochs_for(int(dataset.cardinality()), train_config)
   model.fit(dataset, epochs=epochs, verbose=0, callbacks=[EpochLog(epochs, int(dataset.cardinality()))])
   return model, catalog

@@ -34,8 +34,9 @@ def trained(request, tmp_path_factory):
                                        model_config, testdata.TINY_TRAIN)
   export_dir = work / "export"
   model_export.export_serving_model(model, tf_transform_output, export_dir, testdata.TINY_TRAIN, "ncf")
+  _, pairs = trainer.read_train_split([train_files], tf_transform_output, testdata.tfrecord_dataset_factory)
   return {"liked_tower": request.param, "model": model, "catalog": catalog, "output": tf_transform_output,
-          "train_files": [train_files],
+          "train_files": [train_files], "pairs": pairs,
           "export_dir": export_dir, "loaded": tf.saved_model.load(str(export_dir))}
 
 
@@ -68,15 +69,30 @@ def test_genre_table_is_multi_hot(trained):
   np.testing.assert_allclose(genre_rows.sum(axis=1), 1.0, rtol=1e-6)
 
 
-def test_training_batches_resample_negatives_every_epoch(trained):
-  config = testdata.TINY_TRAIN
-  catalog = trained["catalog"]
-  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
-                                          testdata.tfrecord_dataset_factory, catalog,
-                                          config.__class__(**{**config.__dict__, "id_dropout": 0.0}), seed=1)
+def test_the_train_split_is_read_once_into_the_catalog_and_its_rated_pairs(trained):
+  catalog, pairs = trainer.read_train_split(trained["train_files"], trained["output"],
+                                            testdata.tfrecord_dataset_factory)
+  records = [tf.train.Example.FromString(record.numpy()) for record in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(trained["train_files"][0]), "GZIP")]
+  assert set(pairs) == set(trainer.PAIR_COLUMNS)
+  assert all(len(column) == len(records) for column in pairs.values())
+  np.testing.assert_array_equal(catalog.movie_counts, np.bincount(pairs[features.MOVIE_ID],
+                                                                  minlength=catalog.num_movies))
+  np.testing.assert_array_equal(catalog.user_counts, trained["catalog"].user_counts)
+  assert catalog.mean_rating == pytest.approx(np.mean(pairs[features.RATING]))
+  assert catalog.mean_rating == pytest.approx(np.mean([r.features.feature[features.RATING].float_list.value[0]
+                                                       for r in records]))
+
+
+def test_every_epoch_visits_each_rated_pair_once_in_a_new_order_with_new_negatives(trained):
+  config = dataclasses.replace(testdata.TINY_TRAIN, id_dropout=0.0)
+  catalog, pairs = trained["catalog"], trained["pairs"]
+  dataset = trainer.make_training_dataset(pairs, catalog, config, seed=1)
+  assert int(dataset.cardinality()) == trainer.batches_per_epoch(len(pairs[features.USER_ID]), config)
 
   def epoch():
     batches = list(dataset)
+    assert len(batches) == int(dataset.cardinality())
     inputs = {k: np.concatenate([b[0][k].numpy() for b in batches]) for k in batches[0][0]}
     labels = {k: np.concatenate([b[1][k].numpy() for b in batches]) for k in batches[0][1]}
     weights = {k: np.concatenate([b[2][k].numpy() for b in batches]) for k in batches[0][2]}
@@ -89,17 +105,28 @@ def test_training_batches_resample_negatives_every_epoch(trained):
   assert np.all(inputs[features.MOVIE_ID][~positives] < catalog.known_movies)  # never an OOV bucket
   np.testing.assert_array_equal(weights[ncf_model.LIKED_HEAD], positives.astype(np.float32))
   assert np.all(labels[ncf_model.LIKED_HEAD][~positives] == 0)
-  # Same positives, new negatives.
-  assert sorted(first[0][features.MOVIE_ID][positives]) == sorted(
-      second[0][features.MOVIE_ID][second[1][ncf_model.INTERACTION_HEAD] == 1])
+  # Each epoch holds every rated (user, movie, liked) of the split exactly once, in a new order.
+  rated = sorted(zip(pairs[features.USER_ID], pairs[features.MOVIE_ID], pairs[features.LIKED].astype(np.float32)))
+  orders = []
+  for epoch_inputs, epoch_labels in ((first[0], first[1]), (second[0], second[1])):
+    rows = epoch_labels[ncf_model.INTERACTION_HEAD] == 1
+    order = list(zip(epoch_inputs[features.USER_ID][rows], epoch_inputs[features.MOVIE_ID][rows],
+                     epoch_labels[ncf_model.LIKED_HEAD][rows]))
+    assert sorted(order) == rated
+    orders.append(order)
+  assert orders[0] != orders[1]
+  # New negatives.
   assert not np.array_equal(np.sort(first[0][features.MOVIE_ID][~positives]),
                             np.sort(second[0][features.MOVIE_ID][second[1][ncf_model.INTERACTION_HEAD] == 0]))
+  # The same seed gives the same epochs on every run.
+  runs = [next(iter(trainer.make_training_dataset(pairs, catalog, config, seed=1))) for _ in range(2)]
+  for key in (features.USER_ID, features.MOVIE_ID):
+    np.testing.assert_array_equal(runs[0][0][key], runs[1][0][key])
 
 
 def test_rating_target_is_the_centred_rating_of_rated_pairs(trained):
   catalog = trained["catalog"]
-  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
-                                          testdata.tfrecord_dataset_factory, catalog, testdata.TINY_TRAIN, seed=1,
+  dataset = trainer.make_training_dataset(trained["pairs"], catalog, testdata.TINY_TRAIN, seed=1,
                                           rating_target=True)
   _, labels, weights = next(iter(dataset))
   rated = labels[ncf_model.INTERACTION_HEAD].numpy() == 1
@@ -114,8 +141,7 @@ def test_rating_target_is_the_centred_rating_of_rated_pairs(trained):
 def test_row_norm_targets_weigh_each_rated_pair_by_its_rows_counts(trained):
   catalog = trained["catalog"]
   config = dataclasses.replace(testdata.TINY_TRAIN, id_dropout=0.0)
-  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
-                                          testdata.tfrecord_dataset_factory, catalog, config, seed=1,
+  dataset = trainer.make_training_dataset(trained["pairs"], catalog, config, seed=1,
                                           rating_target=True, row_norm_targets=True)
   inputs, labels, weights = next(iter(dataset))
   rated = labels[ncf_model.INTERACTION_HEAD].numpy() == 1
@@ -141,8 +167,7 @@ def test_per_pair_losses_leave_weight_zero_pairs_out():
 def test_id_dropout_maps_ids_to_oov_buckets(trained):
   catalog = trained["catalog"]
   config = testdata.TINY_TRAIN.__class__(**{**testdata.TINY_TRAIN.__dict__, "id_dropout": 1.0})
-  dataset = trainer.make_training_dataset(trained["train_files"], trained["output"],
-                                          testdata.tfrecord_dataset_factory, catalog, config, seed=1)
+  dataset = trainer.make_training_dataset(trained["pairs"], catalog, config, seed=1)
   inputs = next(iter(dataset))[0]
   assert np.all(inputs[features.USER_ID].numpy() >= catalog.known_users)
   assert np.all(inputs[features.MOVIE_ID].numpy() >= catalog.known_movies)
