@@ -80,6 +80,7 @@ PAIR_COLUMNS = (features.USER_ID, features.MOVIE_ID, features.LIKED, features.RA
 def read_train_split(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
                      dataset_factory: DatasetFactory) -> Tuple[Catalog, RatedPairs]:
   """Reads the transformed train split once: the catalog (popularity, genres, mean rating) and the rated pairs."""
+  num_users = tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID)
   num_movies = tf_transform_output.num_buckets_for_transformed_feature(features.MOVIE_ID)
   num_genres = tf_transform_output.num_buckets_for_transformed_feature(features.GENRES)
   genres = np.zeros((num_movies, num_genres), np.float32)
@@ -87,22 +88,20 @@ def read_train_split(train_files: List[str], tf_transform_output: tft.TFTransfor
   dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
   parts: Dict[str, List[np.ndarray]] = {name: [] for name in PAIR_COLUMNS}
   for batch in dataset:
-    for name in PAIR_COLUMNS:
-      parts[name].append(batch[name].numpy().reshape(-1))
+    columns = {name: batch[name].numpy().reshape(-1) for name in PAIR_COLUMNS}
+    for name, values in columns.items():
+      parts[name].append(values)
     genre_ids = batch[features.GENRES]
-    genres[parts[features.MOVIE_ID][-1][genre_ids.indices[:, 0].numpy()], genre_ids.values.numpy()] = 1.0
+    genres[columns[features.MOVIE_ID][genre_ids.indices[:, 0].numpy()], genre_ids.values.numpy()] = 1.0
   pairs = {name: np.concatenate(arrays) for name, arrays in parts.items()}
-  counts = np.bincount(pairs[features.MOVIE_ID], minlength=num_movies)
-  user_counts = np.bincount(pairs[features.USER_ID],
-                            minlength=tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID))
   row_sums = genres.sum(axis=1, keepdims=True)
   return Catalog(
-      num_users=tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID),
+      num_users=num_users,
       known_users=tf_transform_output.vocabulary_size_by_name(features.USER_ID),
       num_movies=num_movies,
       known_movies=tf_transform_output.vocabulary_size_by_name(features.MOVIE_ID),
-      movie_counts=counts,
-      user_counts=user_counts,
+      movie_counts=np.bincount(pairs[features.MOVIE_ID], minlength=num_movies),
+      user_counts=np.bincount(pairs[features.USER_ID], minlength=num_users),
       movie_genres=np.divide(genres, row_sums, out=np.zeros_like(genres), where=row_sums > 0),
       mean_rating=float(pairs[features.RATING].sum(dtype=np.float64)) / max(len(pairs[features.RATING]), 1)), pairs
 
