@@ -20,7 +20,8 @@ from tests.support import testdata
 from pipeline.runners import beam, beam_cluster
 from pipeline.runners import local as local_runner
 from pipeline.runs import summary
-from pipeline.config import CURATED_SCHEMA_DIR, BeamConfig, DataConfig, EvalConfig, PipelineConfig
+from pipeline.config import (CURATED_SCHEMA_DIR, BeamConfig, DataConfig, EvalConfig, InfraValidationConfig,
+                             PipelineConfig)
 from pipeline.data.prepare import prepare_examples
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,9 @@ def _config(work: Path, mode: str, beam_args: Tuple[str, ...]) -> PipelineConfig
       beam_args=beam_args, data=data, model=testdata.TINY_MODEL, train=testdata.TINY_TRAIN,
       # Above chance (0.5) but clear of the AUCs the tiny model reaches (0.63 to 0.72 measured in the three modes); the
       # ranking gate's bound is not what this test is about (tests/test_pipeline_e2e.py checks it).
-      eval=EvalConfig(min_liked_auc=0.55, min_interaction_auc=0.55, max_auc_regression=0.01, min_ndcg=0.0))
+      eval=EvalConfig(min_liked_auc=0.55, min_interaction_auc=0.55, max_auc_regression=0.01, min_ndcg=0.0),
+      # The InfraValidator runs no Beam (tests/test_pipeline_e2e.py runs it): left out, the Pusher checks the blessing.
+      infra_validation=InfraValidationConfig(enabled=False))
 
 
 def _vocabularies(config: PipelineConfig) -> Dict[str, bytes]:

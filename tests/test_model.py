@@ -21,13 +21,20 @@ from tests.support import testdata
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+  """Tiny data through Transform, once for every tower: (transform output directory, train file pattern)."""
+  work = tmp_path_factory.mktemp("ncf-transform")
+  testdata.write_examples(testdata.make_examples(), work / "raw")
+  return testdata.run_transform(work / "raw", work / "transform")
+
+
 @pytest.fixture(scope="module", params=["shared", "mf", "rating"])
-def trained(request, tmp_path_factory):
-  """Tiny data -> Transform -> trained NeuMF (each `liked` tower) -> SavedModel; returns the pieces the tests
+def trained(request, transformed, tmp_path_factory):
+  """The transformed tiny data -> trained NeuMF (each `liked` tower) -> SavedModel; returns the pieces the tests
   look at."""
   work = tmp_path_factory.mktemp("ncf")
-  testdata.write_examples(testdata.make_examples(), work / "raw")
-  transform_dir, train_files = testdata.run_transform(work / "raw", work / "transform")
+  transform_dir, train_files = transformed
   tf_transform_output = tft.TFTransformOutput(str(transform_dir))
   model_config = dataclasses.replace(testdata.TINY_MODEL, liked_tower=request.param)
   model, catalog = trainer.train_model([train_files], tf_transform_output, testdata.tfrecord_dataset_factory,

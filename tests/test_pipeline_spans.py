@@ -1,6 +1,7 @@
 """The pipeline on spans: the DAG it builds, the Kubeflow spec, and LocalDagRunner runs on tiny weekly data
-(about 4 minutes on 2 shared cores) in which ML Metadata records the spans read, Transform and the Trainer see the
-window, and a drifted span stops at the drift gate naming the feature."""
+(about 2 minutes on 2 shared cores) in which ML Metadata records the spans read, Transform and the Trainer see the
+window, the second span's Trainer warm-starts from the first span's blessed model, and a drifted span stops at the
+drift gate naming the feature."""
 import dataclasses
 import json
 from pathlib import Path
@@ -36,8 +37,10 @@ def _config(work: Path, span=None, **data) -> PipelineConfig:
       data=DataConfig(**{"dataset": "ml-latest", "data_dir": work / "raw", "cache_dir": work / "cache",
                          "eval_negatives": 10, "evaluator_negatives": 4, "span_by": "week", "span_window": 2,
                          **data}),
-      model=testdata.TINY_MODEL, train=dataclasses.replace(testdata.TINY_TRAIN, epochs=2),
-      eval=EvalConfig(min_liked_auc=0.0, min_interaction_auc=0.0),
+      model=testdata.TINY_MODEL,
+      train=dataclasses.replace(testdata.TINY_TRAIN, epochs=2, warm_start=True, warm_start_epochs=1),
+      # Every span that reaches the Evaluator is blessed, so the next one has a base model to start from.
+      eval=EvalConfig(min_liked_auc=0.0, min_interaction_auc=0.0, min_ndcg=0.0),
       # movie_id's shares move a lot between weeks of 300 ratings: the test looks at genres.
       drift=DriftConfig(movie_id_linf=1.0, genres_linf=0.15, rating_jsd=0.5),
       infra_validation=InfraValidationConfig(enabled=False))
@@ -109,7 +112,7 @@ def _latest_inputs(config: PipelineConfig, node: str, key: str) -> List:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Dict:
-  """Span 1, span 2 (window [1, 2]), then the drifted span 4."""
+  """Span 1 (trained cold), span 2 (window [1, 2], warm-started from span 1's model), then the drifted span 4."""
   work = tmp_path_factory.mktemp("spans-e2e")
   span_ratings.write(SHAPE, work / "raw")
   results: Dict = {}
@@ -147,6 +150,16 @@ def test_transform_and_trainer_see_the_window_of_spans(runs):
   assert len(runs[2]["trainer"]) == 2  # one transformed examples artifact per span of the window
   for run in (runs[1], runs[2]):
     assert {c.state for c in run["summary"].components.values()} <= {"COMPLETE", "CACHED"}, run["summary"].components
+
+
+def test_the_first_span_trains_cold_and_the_second_starts_from_its_blessed_model(runs):
+  first, second = runs[1]["summary"], runs[2]["summary"]
+  assert first.blessed and first.warm_start_from is None
+  assert "warm start: no (trained cold)" in first.format()
+  # model_path is <Model artifact uri>/Format-Serving; the base model is the first run's Model artifact.
+  assert second.warm_start_from == str(Path(first.model_path).parent)
+  assert second.as_dict()["warm_start_from"] == second.warm_start_from
+  assert f"warm start: from {second.warm_start_from}" in second.format()
 
 
 def test_the_first_span_is_not_compared_and_the_second_is_compared_with_it(runs):
