@@ -7,7 +7,9 @@ the report file to open. Transform runs after it.
 from typing import List, Type
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from pipeline.runs import reader
 
@@ -24,7 +26,7 @@ def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> List[str]:
   return lines
 
 
-def raise_for_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies, error: Type[Exception],
+def raise_for_anomalies(anomalies: standard_artifacts.ExampleAnomalies, error: Type[Exception],
                         headline: str) -> None:
   """Raises `error`(`headline` and one line per anomaly, under its split and report file) if any split's
   anomalies report of the artifact `anomalies` (ExampleValidator's layout) is not empty."""
@@ -37,14 +39,14 @@ def raise_for_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies
     raise error(headline + "\n  " + "\n  ".join(problems))
 
 
-def check_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies) -> None:
+def check_anomalies(anomalies: standard_artifacts.ExampleAnomalies) -> None:
   """Raises ExampleAnomaliesError if any split's anomalies report of the artifact `anomalies` is not empty."""
   raise_for_anomalies(anomalies, ExampleAnomaliesError,
                       "ExampleValidator found anomalies against the schema; the run stops before training.")
 
 
-@tfx.dsl.components.component
-def AnomaliesGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]
+@component
+def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies]
                   ) -> None:  # pylint: disable=invalid-name
   """Fails the run when `anomalies` (ExampleValidator's output) lists any anomaly."""
   check_anomalies(anomalies)

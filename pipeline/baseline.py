@@ -9,14 +9,15 @@ from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
 from tfx import types
-from tfx import v1 as tfx
+from tfx.dsl.components.common.resolver import ResolverStrategy
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 
 MODEL = "model"
 MODEL_BLESSING = "model_blessing"
 CANDIDATE = "candidate"
 
 
-class LatestBlessedOtherModelStrategy(tfx.dsl.experimental.ResolverStrategy):
+class LatestBlessedOtherModelStrategy(ResolverStrategy):
   """Resolves `model` and `model_blessing` to the latest blessed Model whose id is not in `candidate`.
 
   Use with `tfx.dsl.Resolver(strategy_class=..., model=Channel(Model), model_blessing=Channel(ModelBlessing),
@@ -28,5 +29,5 @@ class LatestBlessedOtherModelStrategy(tfx.dsl.experimental.ResolverStrategy):
     candidate_ids = {model.id for model in input_dict[CANDIDATE]}
     others = {MODEL: [model for model in input_dict[MODEL] if model.id not in candidate_ids],
               MODEL_BLESSING: list(input_dict[MODEL_BLESSING])}
-    resolved = tfx.dsl.experimental.LatestBlessedModelStrategy().resolve_artifacts(store, others)
+    resolved = LatestBlessedModelStrategy().resolve_artifacts(store, others)
     return {**resolved, CANDIDATE: input_dict[CANDIDATE]}

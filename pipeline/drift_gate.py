@@ -16,7 +16,9 @@ from typing import List, Sequence
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from components import features
 from pipeline import anomalies_gate
@@ -117,7 +119,7 @@ def _measurable(statistics: statistics_pb2.DatasetFeatureStatisticsList, compara
   return False
 
 
-def describe(drift: tfx.types.standard_artifacts.ExampleAnomalies) -> str:
+def describe(drift: standard_artifacts.ExampleAnomalies) -> str:
   """DriftValidator's verdict in its artifact `drift`, e.g. "span 4 vs span 3: drift in genres"."""
   if not drift.has_custom_property(PREVIOUS_SPAN):
     return f"span {drift.span}: no previous span, nothing compared"
@@ -127,7 +129,7 @@ def describe(drift: tfx.types.standard_artifacts.ExampleAnomalies) -> str:
   return f"span {drift.span} vs span {drift.get_int_custom_property(PREVIOUS_SPAN)}: {verdict}"
 
 
-def check_drift(drift: tfx.types.standard_artifacts.ExampleAnomalies) -> None:
+def check_drift(drift: standard_artifacts.ExampleAnomalies) -> None:
   """Raises DataDriftError if any split of DriftValidator's artifact `drift` holds a drift anomaly."""
   anomalies_gate.raise_for_anomalies(
       drift, DataDriftError,
@@ -135,16 +137,16 @@ def check_drift(drift: tfx.types.standard_artifacts.ExampleAnomalies) -> None:
       "the drift check's thresholds (DriftConfig); the run stops before training.")
 
 
-@tfx.dsl.components.component
+@component
 def DriftValidator(  # pylint: disable=invalid-name
-    statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
-    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    drift: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
-    drift_comparators: tfx.dsl.components.Parameter[str],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    examples: InputArtifact[standard_artifacts.Examples],
+    drift: OutputArtifact[standard_artifacts.ExampleAnomalies],
+    drift_comparators: Parameter[str],
     # Both None for the first span.
-    previous_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
-    previous_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None
+    previous_examples: InputArtifact[standard_artifacts.Examples] = None,
+    previous_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None
 ) -> None:
   """Writes the drift anomalies of each of COMPARED_SPLITS of `statistics` (of `examples`) against the same split
   of `previous_statistics` (of `previous_examples`) under `drift_comparators` (JSON list of DriftComparator
@@ -171,8 +173,8 @@ def DriftValidator(  # pylint: disable=invalid-name
     writer_utils.write_anomalies(reader.anomalies_file(drift, split), found)
 
 
-@tfx.dsl.components.component
-def DriftGate(drift: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]
+@component
+def DriftGate(drift: InputArtifact[standard_artifacts.ExampleAnomalies]
               ) -> None:  # pylint: disable=invalid-name
   """Fails the run when DriftValidator's `drift` lists any drift anomaly."""
   check_drift(drift)

@@ -11,9 +11,9 @@ import os
 from typing import Any, Dict, List
 
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.util import examples_utils
 from tfx.components.example_gen import write_split
+from tfx.components.example_gen.import_example_gen import component as import_example_gen
 from tfx.dsl.components.base import base_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
@@ -68,7 +68,7 @@ class Executor(base_executor.BaseExecutor):
         fileio.copy(path, os.path.join(split_dir, os.path.basename(path)), overwrite=True)
 
 
-class ImportExampleGen(tfx.components.ImportExampleGen):
+class ImportExampleGen(import_example_gen.ImportExampleGen):
   """TFX's ImportExampleGen (spec, driver, span resolution and artifact) with the copying `Executor`. A Beam
   component's spec must be a BeamExecutorSpec; the executor ignores the Beam arguments it is given."""
 

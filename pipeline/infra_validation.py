@@ -21,7 +21,9 @@ from typing import List, Optional, Tuple
 
 import grpc
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 from tfx.components.util import model_utils
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
@@ -59,7 +61,7 @@ class Verdict:
   seconds: float
 
   @classmethod
-  def from_artifact(cls, blessing: tfx.types.standard_artifacts.InfraBlessing) -> "Verdict":
+  def from_artifact(cls, blessing: standard_artifacts.InfraBlessing) -> "Verdict":
     """The verdict write_blessing recorded on `blessing` (an artifact read back from ML Metadata)."""
     return cls(model_utils.is_infra_validated(blessing), blessing.get_string_custom_property(REASON_KEY),
                blessing.get_string_custom_property(SERVER_KEY), blessing.get_int_custom_property(QUERIES_KEY),
@@ -133,7 +135,7 @@ def verdict_in_run(found: reader.RunArtifacts) -> Optional[Verdict]:
   return Verdict.from_artifact(blessing) if blessing is not None else None
 
 
-def write_blessing(blessing: tfx.types.standard_artifacts.InfraBlessing, verdict: Verdict) -> None:
+def write_blessing(blessing: standard_artifacts.InfraBlessing, verdict: Verdict) -> None:
   """Records `verdict` on the InfraBlessing artifact as TFX's InfraValidator does, plus its reason."""
   marker = BLESSED_FILE if verdict.blessed else NOT_BLESSED_FILE
   io_utils.write_string_file(f"{blessing.uri}/{marker}", "")
@@ -144,9 +146,9 @@ def write_blessing(blessing: tfx.types.standard_artifacts.InfraBlessing, verdict
   blessing.set_float_custom_property(SECONDS_KEY, round(verdict.seconds, 3))
 
 
-def infra_validate(model: tfx.types.standard_artifacts.Model, examples: tfx.types.standard_artifacts.Examples,
-                   blessing: tfx.types.standard_artifacts.InfraBlessing,
-                   model_blessing: Optional[tfx.types.standard_artifacts.ModelBlessing],
+def infra_validate(model: standard_artifacts.Model, examples: standard_artifacts.Examples,
+                   blessing: standard_artifacts.InfraBlessing,
+                   model_blessing: Optional[standard_artifacts.ModelBlessing],
                    config: InfraValidationConfig) -> Verdict:
   """Validates the Trainer's `model` on the eval split of `examples` and records the verdict on `blessing`. A
   model the Evaluator did not bless (`model_blessing`) is refused without starting a server."""
@@ -166,13 +168,13 @@ def infra_validate(model: tfx.types.standard_artifacts.Model, examples: tfx.type
   return verdict
 
 
-@tfx.dsl.components.component
+@component
 def InfraValidator(  # pylint: disable=invalid-name
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.InfraBlessing],
-    config: tfx.dsl.components.Parameter[str],
-    model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing] = None,
+    model: InputArtifact[standard_artifacts.Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    blessing: OutputArtifact[standard_artifacts.InfraBlessing],
+    config: Parameter[str],
+    model_blessing: InputArtifact[standard_artifacts.ModelBlessing] = None,
 ) -> None:
   """Serves `model` in a model server subprocess and records whether it loads and answers like the SavedModel
   on `blessing`. `config` is the JSON of an InfraValidationConfig (config_parameter)."""

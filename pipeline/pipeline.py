@@ -8,8 +8,20 @@ import json
 from typing import List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+from tfx.components import Evaluator, ExampleValidator, Pusher, SchemaGen, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import base_node
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration import metadata
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2
+from tfx.proto import pusher_pb2
+from tfx.proto import range_config_pb2
+from tfx.proto import trainer_pb2
+from tfx.proto import transform_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from pipeline import baseline
 from components import eval_metrics
@@ -115,25 +127,25 @@ def eval_config(config: EvalConfig) -> tfma.EvalConfig:
       ])
 
 
-def _baseline_resolver(config: EvalConfig, candidate: tfx.dsl.Channel) -> tfx.dsl.Resolver:
+def _baseline_resolver(config: EvalConfig, candidate: Channel) -> Resolver:
   """The Resolver of the Evaluator's baseline: the latest blessed model (other than `candidate` if configured)."""
-  channels = {baseline.MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-              baseline.MODEL_BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)}
+  channels = {baseline.MODEL: Channel(type=standard_artifacts.Model),
+              baseline.MODEL_BLESSING: Channel(type=standard_artifacts.ModelBlessing)}
   if config.baseline_excludes_candidate:
     strategy = baseline.LatestBlessedOtherModelStrategy
     channels[baseline.CANDIDATE] = candidate
   else:
-    strategy = tfx.dsl.experimental.LatestBlessedModelStrategy
-  return tfx.dsl.Resolver(strategy_class=strategy, **channels).with_id("latest_blessed_model_resolver")
+    strategy = LatestBlessedModelStrategy
+  return Resolver(strategy_class=strategy, **channels).with_id("latest_blessed_model_resolver")
 
 
-def _warm_start_resolver() -> tfx.dsl.Resolver:
+def _warm_start_resolver() -> Resolver:
   """The Resolver of the Trainer's base_model (TrainConfig.warm_start): the latest blessed model, none on the
   first run. TFX's LatestBlessedModelStrategy, which the Kubeflow V2 compiler compiles too."""
-  return tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
+  return Resolver(
+      strategy_class=LatestBlessedModelStrategy,
+      model=Channel(type=standard_artifacts.Model),
+      model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id(
           "warm_start_model_resolver")
 
 
@@ -145,18 +157,18 @@ def _example_gen(config: PipelineConfig) -> example_copy.ImportExampleGen:
   prefix = f"{spans.SPAN_FOLDER_PATTERN}/" if config.data.span_by else ""
   range_config = None
   if config.span is not None:
-    range_config = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
+    range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
         start_span_number=config.span, end_span_number=config.span))
   return example_copy.ImportExampleGen(
       input_base=str(config.examples_dir),
-      input_config=tfx.proto.Input(splits=[
-          tfx.proto.Input.Split(name=split, pattern=f"{prefix}{split}/*")
+      input_config=example_gen_pb2.Input(splits=[
+          example_gen_pb2.Input.Split(name=split, pattern=f"{prefix}{split}/*")
           for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT, features.RANKING_SPLIT)]),
       range_config=range_config)
 
 
 def _span_nodes(config: PipelineConfig, example_gen, statistics_gen, schema_gen
-                ) -> Tuple[tfx.dsl.Channel, List[base_node.BaseNode], Optional[base_node.BaseNode]]:
+                ) -> Tuple[Channel, List[base_node.BaseNode], Optional[base_node.BaseNode]]:
   """(the examples Transform and the Trainer see, the nodes that make them, the drift gate or None).
 
   Without spans: ExampleGen's examples, no nodes. With spans: the rolling window of the last `span_window`
@@ -167,17 +179,17 @@ def _span_nodes(config: PipelineConfig, example_gen, statistics_gen, schema_gen
   """
   training_examples, nodes, gate = example_gen.outputs["examples"], [], None
   if config.data.span_by and config.data.span_window > 1:
-    window = tfx.dsl.Resolver(
+    window = Resolver(
         strategy_class=span_resolvers.SpanWindowStrategy, config={"num_spans": config.data.span_window},
-        history=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples, output_key="examples"),
+        history=Channel(type=standard_artifacts.Examples, output_key="examples"),
         current=example_gen.outputs["examples"]).with_id("span_window_resolver")
     training_examples = window.outputs[span_resolvers.HISTORY]
     nodes.append(window)
   if config.data.span_by and config.drift.enabled:
-    previous = tfx.dsl.Resolver(
+    previous = Resolver(
         strategy_class=span_resolvers.PreviousSpanStrategy,
-        previous_examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples, output_key="examples"),
-        previous_statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+        previous_examples=Channel(type=standard_artifacts.Examples, output_key="examples"),
+        previous_statistics=Channel(type=standard_artifacts.ExampleStatistics,
                                             output_key="statistics"),
         current=example_gen.outputs["examples"]).with_id("previous_span_statistics_resolver")
     validator = drift_gate.DriftValidator(
@@ -191,28 +203,28 @@ def _span_nodes(config: PipelineConfig, example_gen, statistics_gen, schema_gen
   return training_examples, nodes, gate
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig) -> Pipeline:
   """Builds the pipeline for `config`; runners only choose the orchestrator (see local_runner.py)."""
   example_gen = _example_gen(config)
   # The ranking split holds one row of candidate movie ids per user, not examples of the schema; the ranking
   # metrics read it (pipeline/metrics/ranking.py) and say what is wrong with it.
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+  statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"],
                                                 exclude_splits=[features.RANKING_SPLIT])
   if config.schema_dir:
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(config.schema_dir / SCHEMA_FILE))
+    schema_gen = ImportSchemaGen(schema_file=str(config.schema_dir / SCHEMA_FILE))
   else:
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"],
                                           infer_feature_shape=True)
-  example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+  example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                       schema=schema_gen.outputs["schema"])
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
   training_examples, span_nodes, span_drift_gate = _span_nodes(config, example_gen, statistics_gen, schema_gen)
-  transform = tfx.components.Transform(
+  transform = Transform(
       examples=training_examples,
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
       # Vocabularies from train only: eval-only ids must look unseen, as they will at serving time.
-      splits_config=tfx.proto.SplitsConfig(analyze=[features.TRAIN_SPLIT],
+      splits_config=transform_pb2.SplitsConfig(analyze=[features.TRAIN_SPLIT],
                                            transform=[features.TRAIN_SPLIT, features.EVAL_SPLIT]),
       custom_config={"vocab_oov_buckets": config.train.vocab_oov_buckets},
       # Pre/post-transform statistics would double Transform's time; StatisticsGen already covers the input.
@@ -222,17 +234,17 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
   if span_drift_gate is not None:
     transform.add_upstream_node(span_drift_gate)
   warm_start = _warm_start_resolver() if config.train.warm_start else None
-  trainer = tfx.components.Trainer(
+  trainer = Trainer(
       run_fn=RUN_FN,
       base_model=warm_start.outputs["model"] if warm_start else None,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
-      train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
-      eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+      train_args=trainer_pb2.TrainArgs(splits=[features.TRAIN_SPLIT]),
+      eval_args=trainer_pb2.EvalArgs(splits=[features.EVAL_SPLIT]),
       custom_config=trainer_custom_config(config))
   baseline_resolver = _baseline_resolver(config.eval, candidate=trainer.outputs["model"])
-  evaluator = tfx.components.Evaluator(
+  evaluator = Evaluator(
       examples=example_gen.outputs["examples"],
       model=trainer.outputs["model"],
       baseline_model=baseline_resolver.outputs["model"],
@@ -245,20 +257,20 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     infra_validator = InfraValidator(model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
                                      model_blessing=evaluator.outputs["blessing"],
                                      config=config_parameter(config.infra_validation))
-  pusher = tfx.components.Pusher(
+  pusher = Pusher(
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
       infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
-      push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+      push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
           base_directory=str(config.serving_dir / config.model_name))))
   components: List = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, *span_nodes,
                       transform, *filter(None, [warm_start]),
                       trainer, baseline_resolver, evaluator, *filter(None, [infra_validator]), pusher]
-  return tfx.dsl.Pipeline(
+  return Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=str(config.pipeline_root),
       components=components,
       enable_cache=True,
-      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      metadata_connection_config=metadata.sqlite_metadata_connection_config(
           metadata_path(config)),
       beam_pipeline_args=list(config.beam_args))

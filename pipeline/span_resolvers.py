@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
 from tfx import types
-from tfx import v1 as tfx
+from tfx.dsl.components.common.resolver import ResolverStrategy
 
 HISTORY = "history"
 CURRENT = "current"
@@ -59,7 +59,7 @@ def accepted(store: mlmd.MetadataStore, artifacts: Dict[int, types.Artifact]) ->
   return {span: artifact for span, artifact in artifacts.items() if artifact.id in trained}
 
 
-class SpanWindowStrategy(tfx.dsl.experimental.ResolverStrategy):
+class SpanWindowStrategy(ResolverStrategy):
   """Resolves `history` (Examples) to `current` and the newest artifact of each of the accepted spans before it,
   the last `num_spans` spans in all, oldest span first (`current` passes through)."""
 
@@ -77,7 +77,7 @@ class SpanWindowStrategy(tfx.dsl.experimental.ResolverStrategy):
     return {HISTORY: [newest[span] for span in sorted(newest)[-self._num_spans:]], CURRENT: current}
 
 
-class PreviousSpanStrategy(tfx.dsl.experimental.ResolverStrategy):
+class PreviousSpanStrategy(ResolverStrategy):
   """Resolves `previous_examples` (every Examples artifact of ExampleGen) to the newest artifact of the largest
   accepted span below `current`'s that has statistics, and `previous_statistics` (every ExampleStatistics) to the newest
   statistics computed from it; both empty when there is none (the first span). `current` passes through.

@@ -1,5 +1,6 @@
 """The layers: `components/` and `serving/` import no other layer, `pipeline/` composes them, production code never
-imports `tests/`, and no module imports itself through a circle (imports inside functions count too)."""
+imports `tests/`, no module imports itself through a circle (imports inside functions count too), and none
+imports `tfx.v1`."""
 import ast
 from pathlib import Path
 from typing import Dict, List, Set
@@ -88,3 +89,16 @@ def test_the_checker_sees_an_upward_import(tmp_path):
   module = tmp_path / "lazy.py"
   module.write_text("def f():\n  from pipeline.config import PipelineConfig\n  return PipelineConfig\n")
   assert _imports(module, {"pipeline.config"}) == {"pipeline.config"}
+
+
+def test_no_module_imports_tfx_v1():
+  """TFX's public `tfx.v1` package also imports its Google Cloud AI Platform extensions (google-cloud-aiplatform),
+  3-5 s of every process's start-up on the development machine; the project imports TFX's own modules."""
+  found = []
+  for path in [*_modules().values(), *(REPO / "tests").rglob("*.py"), *(REPO / "bench").rglob("*.py")]:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+      names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+               [f"{node.module}.{alias.name}" for alias in node.names] if isinstance(node, ast.ImportFrom) else [])
+      found += [f"{path.relative_to(REPO)}:{node.lineno}" for name in names
+                if name == "tfx.v1" or name.startswith("tfx.v1.")]
+  assert not found, found

@@ -4,7 +4,7 @@ from typing import Dict, List
 
 import pytest
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.types import standard_artifacts
 from tfx.components.example_gen.import_example_gen import executor as tfx_executor
 from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
@@ -39,14 +39,14 @@ def _exec_properties(input_base: Path, output_config: example_gen_pb2.Output = e
           specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP}
 
 
-def _run(executor, exec_properties: dict, uri: Path) -> tfx.types.standard_artifacts.Examples:
-  examples = tfx.types.standard_artifacts.Examples()
+def _run(executor, exec_properties: dict, uri: Path) -> standard_artifacts.Examples:
+  examples = standard_artifacts.Examples()
   examples.uri = str(uri)
   executor.Do({}, {specs.EXAMPLES_KEY: [examples]}, exec_properties)
   return examples
 
 
-def _records(examples: tfx.types.standard_artifacts.Examples) -> Dict[str, List[bytes]]:
+def _records(examples: standard_artifacts.Examples) -> Dict[str, List[bytes]]:
   """Split -> its sorted records, read as downstream components read them (compression from the file names)."""
   read = {}
   for split in artifact_utils.decode_split_names(examples.split_names):

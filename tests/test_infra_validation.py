@@ -15,10 +15,11 @@ import pytest
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import predict_pb2
-from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
 from tfx.components.util import model_utils
+from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from components import features
@@ -48,9 +49,9 @@ def ncf_export(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def examples(tmp_path_factory) -> tfx.types.standard_artifacts.Examples:
+def examples(tmp_path_factory) -> standard_artifacts.Examples:
   """An Examples artifact laid out as ExampleGen writes it (Split-train/, Split-eval/), from the made-up data."""
-  artifact = tfx.types.standard_artifacts.Examples()
+  artifact = standard_artifacts.Examples()
   artifact.uri = str(tmp_path_factory.mktemp("examples"))
   artifact.split_names = artifact_utils.encode_split_names([features.TRAIN_SPLIT, features.EVAL_SPLIT])
   for split, split_examples in testdata.make_examples().items():
@@ -62,9 +63,9 @@ def examples(tmp_path_factory) -> tfx.types.standard_artifacts.Examples:
   return artifact
 
 
-def _model(root: Path, export: Path) -> tfx.types.standard_artifacts.Model:
+def _model(root: Path, export: Path) -> standard_artifacts.Model:
   """A Model artifact holding a copy of the SavedModel `export` where the Trainer puts it."""
-  model = tfx.types.standard_artifacts.Model()
+  model = standard_artifacts.Model()
   model.uri = str(root / "model")
   shutil.copytree(export, path_utils.serving_model_dir(model.uri))
   return model
@@ -77,17 +78,17 @@ def _output(artifact_type, root: Path, name: str):
   return artifact
 
 
-def _model_blessing(root: Path, blessed: bool) -> tfx.types.standard_artifacts.ModelBlessing:
-  blessing = _output(tfx.types.standard_artifacts.ModelBlessing, root, "model_blessing")
+def _model_blessing(root: Path, blessed: bool) -> standard_artifacts.ModelBlessing:
+  blessing = _output(standard_artifacts.ModelBlessing, root, "model_blessing")
   blessing.set_int_custom_property("blessed", int(blessed))
   return blessing
 
 
-def _push(model, infra_blessing, root: Path) -> tfx.types.standard_artifacts.PushedModel:
+def _push(model, infra_blessing, root: Path) -> standard_artifacts.PushedModel:
   """Runs TFX's Pusher executor with `infra_blessing`; returns its PushedModel."""
-  pushed = _output(tfx.types.standard_artifacts.PushedModel, root, "pushed_model")
-  destination = tfx.proto.PushDestination(
-      filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(root / "serving")))
+  pushed = _output(standard_artifacts.PushedModel, root, "pushed_model")
+  destination = pusher_pb2.PushDestination(
+      filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(root / "serving")))
   pusher_executor.Executor().Do({"model": [model], "infra_blessing": [infra_blessing]}, {"pushed_model": [pushed]},
                                 {"push_destination": json_format.MessageToJson(destination)})
   return pushed
@@ -111,7 +112,7 @@ def servers(monkeypatch) -> List[model_server_process.ServedModel]:
 
 def _validate(tmp_path, export: Path, examples, config: InfraValidationConfig, blessed_by_evaluator: bool = True):
   model = _model(tmp_path, export)
-  blessing = _output(tfx.types.standard_artifacts.InfraBlessing, tmp_path, "infra_blessing")
+  blessing = _output(standard_artifacts.InfraBlessing, tmp_path, "infra_blessing")
   verdict = infra_validation.infra_validate(model, examples, blessing, _model_blessing(tmp_path, blessed_by_evaluator),
                                             config)
   return model, blessing, verdict

@@ -41,10 +41,10 @@ def _config(work: Path) -> PipelineConfig:
 
 def _artifact_types(config: PipelineConfig) -> set:
   from ml_metadata.metadata_store import metadata_store
-  from tfx import v1 as tfx
+  from tfx.orchestration import metadata
 
   store = metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(config)))
+      metadata.sqlite_metadata_connection_config(metadata_path(config)))
   types = {t.id: t.name for t in store.get_artifact_types()}
   return {types[a.type_id] for a in store.get_artifacts()}
 

@@ -89,10 +89,10 @@ def test_kubeflow_compiles_the_latest_span_alone_and_refuses_what_it_cannot_comp
 
 def _store(config: PipelineConfig):
   from ml_metadata.metadata_store import metadata_store
-  from tfx import v1 as tfx
+  from tfx.orchestration import metadata
 
   return metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(config)))
+      metadata.sqlite_metadata_connection_config(metadata_path(config)))
 
 
 def _latest_inputs(config: PipelineConfig, node: str, key: str) -> List:

@@ -192,13 +192,13 @@ def _pipeline_config(work: Path, **train) -> PipelineConfig:
 
 
 def test_with_warm_start_the_trainer_takes_the_latest_blessed_model_as_its_base_model(tmp_path):
-  from tfx import v1 as tfx
+  from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 
   from pipeline.pipeline import create_pipeline
 
   by_id = {c.id: c for c in create_pipeline(_pipeline_config(tmp_path, warm_start=True)).components}
   resolver = by_id["warm_start_model_resolver"]
-  assert resolver.exec_properties["resolver_class"] is tfx.dsl.experimental.LatestBlessedModelStrategy
+  assert resolver.exec_properties["resolver_class"] is LatestBlessedModelStrategy
   assert by_id["Trainer"].inputs["base_model"] is resolver.outputs["model"]
   cold = {c.id: c for c in create_pipeline(_pipeline_config(tmp_path)).components}
   assert "warm_start_model_resolver" not in cold and "base_model" not in cold["Trainer"].inputs

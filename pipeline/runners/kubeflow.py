@@ -77,7 +77,7 @@ def parameterize(tfx_pipeline: "tfx_pipeline_lib.Pipeline") -> List["data_types.
   Optional parameters default to the value the pipeline was built with. Returns the RuntimeParameters.
   Raises ValueError when a component of RUNTIME_PARAMETERS is not in the pipeline exactly once.
   """
-  from tfx import v1 as tfx
+  from tfx.orchestration import data_types
 
   parameters = []
   for spec in RUNTIME_PARAMETERS:
@@ -87,7 +87,7 @@ def parameterize(tfx_pipeline: "tfx_pipeline_lib.Pipeline") -> List["data_types.
                        f"{spec.component_type} components; runtime parameter {spec.name} needs exactly one")
     exec_properties = components[0].exec_properties
     default = None if spec.required else _as_parameter_default(exec_properties[spec.exec_property])
-    parameter = tfx.dsl.experimental.RuntimeParameter(name=spec.name, ptype=str, default=default)
+    parameter = data_types.RuntimeParameter(name=spec.name, ptype=str, default=default)
     exec_properties[spec.exec_property] = parameter
     parameters.append(parameter)
   return parameters
@@ -108,7 +108,7 @@ def compile_pipeline(config: PipelineConfig, image: str) -> "pipeline_spec_pb2.P
   """
   from google.protobuf import json_format
   from kfp.pipeline_spec import pipeline_spec_pb2
-  from tfx import v1 as tfx
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
   from pipeline.pipeline import create_pipeline
 
@@ -124,8 +124,8 @@ def compile_pipeline(config: PipelineConfig, image: str) -> "pipeline_spec_pb2.P
                     "--span-window 1 --no-drift-check to train on the latest span alone")
   tfx_pipeline = create_pipeline(kubeflow_config(config))
   parameters = parameterize(tfx_pipeline)
-  runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+  runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
           default_image=image, use_pipeline_spec_2_1=True))
   pipeline_job = runner.run(tfx_pipeline, write_out=False)
   spec = json_format.ParseDict(pipeline_job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())

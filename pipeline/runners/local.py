@@ -16,10 +16,10 @@ def absolute_paths(config: PipelineConfig) -> PipelineConfig:
 
 def run(config: PipelineConfig) -> None:
   """Runs `create_pipeline(config)` to completion; a failing component's error propagates."""
-  from tfx import v1 as tfx
+  from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
   from pipeline.pipeline import create_pipeline
 
   config = absolute_paths(config)
   config.pipeline_root.mkdir(parents=True, exist_ok=True)
-  tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+  LocalDagRunner().run(create_pipeline(config))
