@@ -105,7 +105,7 @@ def run(variants: List[str], seeds: List[int], data: DataConfig, work_dir: Path)
     shutil.rmtree(transform_dir, ignore_errors=True)
     testdata.run_transform(examples_dir, transform_dir, TrainConfig().vocab_oov_buckets)
   tf_transform_output = tft.TFTransformOutput(str(transform_dir))
-  train_files = [str(transform_dir / "transformed_train*.gz")]
+  train_files = [str(examples_dir / features.TRAIN_SPLIT / "*")]  # raw: the Trainer applies the transform graph
   results = []
   for variant in variants:
     model_config, train_config = parse_variant(variant)

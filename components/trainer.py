@@ -36,7 +36,7 @@ _LOG = logging.getLogger(__name__)
 OPTIMIZERS: Dict[str, Callable[[float], keras.optimizers.Optimizer]] = {
     "adam": keras.optimizers.Adam, "lazy_adam": lazy_adam.LazyAdam}
 
-# (file patterns, options, schema) -> dataset of transformed feature dicts; TFX's DataAccessor.tf_dataset_factory.
+# (file patterns, options, schema) -> dataset of feature dicts; TFX's DataAccessor.tf_dataset_factory.
 DatasetFactory = Callable[[List[str], tfxio.TensorFlowDatasetOptions, schema_pb2.Schema], tf.data.Dataset]
 Batch = Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor], Dict[str, tf.Tensor]]
 
@@ -70,7 +70,7 @@ def configs_from_custom_config(custom_config: Mapping[str, Any]) -> Tuple[ModelC
   return ModelConfig(**model), TrainConfig(**custom_config["train"])
 
 
-# The transformed train split's rated pairs, one row each, held in memory: {feature: array [n]} for
+# The train split's rated pairs, transformed, one row each, held in memory: {feature: array [n]} for
 # features.USER_ID, MOVIE_ID (int64 indices), LIKED and RATING (about 28 bytes a rating). Every epoch reshuffles
 # them instead of reading and parsing the files again (BENCHMARKS.md, "Scale": the Trainer 0.75x at ml-100k).
 RatedPairs = Dict[str, np.ndarray]
@@ -79,13 +79,20 @@ PAIR_COLUMNS = (features.USER_ID, features.MOVIE_ID, features.LIKED, features.RA
 
 def read_train_split(train_files: List[str], tf_transform_output: tft.TFTransformOutput,
                      dataset_factory: DatasetFactory) -> Tuple[Catalog, RatedPairs]:
-  """Reads the transformed train split once: the catalog (popularity, genres, mean rating) and the rated pairs."""
+  """Reads the raw train split once through Transform's graph: the catalog (popularity, genres, mean rating) and
+  the rated pairs.
+
+  The Transform component writes no transformed examples (BENCHMARKS.md, "Scale": materialising them was half of
+  its time); `train_files` are the raw examples, transformed here batch by batch by the same graph the serving
+  signatures embed.
+  """
   num_users = tf_transform_output.num_buckets_for_transformed_feature(features.USER_ID)
   num_movies = tf_transform_output.num_buckets_for_transformed_feature(features.MOVIE_ID)
   num_genres = tf_transform_output.num_buckets_for_transformed_feature(features.GENRES)
   genres = np.zeros((num_movies, num_genres), np.float32)
   options = tfxio.TensorFlowDatasetOptions(batch_size=8192, num_epochs=1, shuffle=False)
-  dataset = dataset_factory(train_files, options, tf_transform_output.transformed_metadata.schema)
+  dataset = dataset_factory(train_files, options, tf_transform_output.raw_metadata.schema).map(
+      model_export.TransformGraph(tf_transform_output), num_parallel_calls=tf.data.AUTOTUNE)
   parts: Dict[str, List[np.ndarray]] = {name: [] for name in PAIR_COLUMNS}
   for batch in dataset:
     columns = {name: batch[name].numpy().reshape(-1) for name in PAIR_COLUMNS}
@@ -297,7 +304,8 @@ def train_model(train_files: List[str], tf_transform_output: tft.TFTransformOutp
 
 
 def run_fn(fn_args: Any) -> None:
-  """TFX Trainer entry point: trains on the transformed train split and exports the serving SavedModel.
+  """TFX Trainer entry point: trains on the train split (through Transform's graph) and exports the serving
+  SavedModel.
 
   Args:
     fn_args: tfx.components.FnArgs; custom_config holds {"model": ModelConfig, "train": TrainConfig,

@@ -224,11 +224,13 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
       # Vocabularies from train only: eval-only ids must look unseen, as they will at serving time.
-      splits_config=transform_pb2.SplitsConfig(analyze=[features.TRAIN_SPLIT],
-                                           transform=[features.TRAIN_SPLIT, features.EVAL_SPLIT]),
+      splits_config=transform_pb2.SplitsConfig(analyze=[features.TRAIN_SPLIT]),
       custom_config={"vocab_oov_buckets": config.train.vocab_oov_buckets},
       # Pre/post-transform statistics would double Transform's time; StatisticsGen already covers the input.
       disable_statistics=True,
+      # No transformed examples: writing them was half of Transform's time (BENCHMARKS.md, "Scale"), and their one
+      # reader, the Trainer, reads the raw split once and applies the transform graph itself.
+      materialize=False,
       force_tf_compat_v1=transform_module.FORCE_TF_COMPAT_V1)
   transform.add_upstream_node(anomalies_gate)
   if span_drift_gate is not None:
@@ -237,7 +239,7 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
   trainer = Trainer(
       run_fn=RUN_FN,
       base_model=warm_start.outputs["model"] if warm_start else None,
-      examples=transform.outputs["transformed_examples"],
+      examples=training_examples,
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
       train_args=trainer_pb2.TrainArgs(splits=[features.TRAIN_SPLIT]),

@@ -31,7 +31,7 @@ def transformed(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["shared", "mf", "rating"])
 def trained(request, transformed, tmp_path_factory):
-  """The transformed tiny data -> trained NeuMF (each `liked` tower) -> SavedModel; returns the pieces the tests
+  """The tiny data and its transform graph -> trained NeuMF (each `liked` tower) -> SavedModel; returns the pieces the tests
   look at."""
   work = tmp_path_factory.mktemp("ncf")
   transform_dir, train_files = transformed
@@ -89,6 +89,12 @@ def test_the_train_split_is_read_once_into_the_catalog_and_its_rated_pairs(train
   assert catalog.mean_rating == pytest.approx(np.mean(pairs[features.RATING]))
   assert catalog.mean_rating == pytest.approx(np.mean([r.features.feature[features.RATING].float_list.value[0]
                                                        for r in records]))
+  # The raw examples went through Transform's graph, in file order: ids became their vocabulary indices.
+  for name in (features.USER_ID, features.MOVIE_ID):
+    index = {value: i for i, value in enumerate(trained["output"].vocabulary_by_name(name))}
+    np.testing.assert_array_equal(pairs[name], [index[r.features.feature[name].bytes_list.value[0]] for r in records])
+  np.testing.assert_array_equal(pairs[features.LIKED], [r.features.feature[features.LIKED].int64_list.value[0]
+                                                        for r in records])
 
 
 def test_every_epoch_visits_each_rated_pair_once_in_a_new_order_with_new_negatives(trained):

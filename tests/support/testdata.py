@@ -126,14 +126,15 @@ def tfrecord_dataset_factory(file_pattern: List[str], options: tfxio.TensorFlowD
 
 
 def run_transform(raw_dir: Path, out_dir: Path, oov_buckets: int = 1) -> Tuple[Path, str]:
-  """Runs `preprocessing_fn` with tft_beam the way the Transform component does (analyze train only).
+  """Runs `preprocessing_fn` with tft_beam the way the Transform component does (analyze train only, write the
+  transform graph, no transformed examples).
 
   Args:
     raw_dir: holds train/*.tfrecord.gz raw examples.
-    out_dir: receives transform_fn/ (the TFTransformOutput directory) and transformed_train-*.gz.
+    out_dir: receives transform_fn/ and the raw metadata (the TFTransformOutput directory).
 
   Returns:
-    (transform output directory, file pattern of the transformed train examples).
+    (transform output directory, file pattern of the raw train examples the Trainer reads).
   """
   import apache_beam as beam  # Beam is heavy and only needed when the Transform graph is built.
   import tensorflow_transform as tft
@@ -144,22 +145,18 @@ def run_transform(raw_dir: Path, out_dir: Path, oov_buckets: int = 1) -> Tuple[P
   from components import transform
 
   schema = load_schema()
-  train = tfxio.TFExampleRecord(file_pattern=str(raw_dir / features.TRAIN_SPLIT / "*"), schema=schema)
+  train_pattern = str(raw_dir / features.TRAIN_SPLIT / "*")
+  train = tfxio.TFExampleRecord(file_pattern=train_pattern, schema=schema)
   preprocessing_fn = functools.partial(transform.preprocessing_fn,
                                        custom_config={"vocab_oov_buckets": oov_buckets})
   with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(out_dir / "tmp"), force_tf_compat_v1=transform.FORCE_TF_COMPAT_V1):
     raw_data = pipeline | "ReadTrain" >> train.BeamSource()
-    (transformed_data, transformed_metadata), transform_fn = (
-        (raw_data, train.TensorAdapterConfig())
-        | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn, output_record_batches=False))
-    _ = (transformed_data
-         | "Encode" >> beam.Map(tft.coders.ExampleProtoCoder(transformed_metadata.schema).encode)
-         | "Write" >> beam.io.WriteToTFRecord(str(out_dir / "transformed_train"), file_name_suffix=".gz"))
+    transform_fn = (raw_data, train.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(preprocessing_fn)
     _ = transform_fn | tft_beam.WriteTransformFn(str(out_dir))
   # The Transform component also keeps the raw schema; serving signatures parse raw examples with it.
   metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
                              str(out_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
-  return out_dir, str(out_dir / "transformed_train*.gz")
+  return out_dir, train_pattern
 
 
 def read_split(folder: Path) -> List[tf.train.Example]:
