@@ -46,7 +46,7 @@ def check_anomalies(anomalies: standard_artifacts.ExampleAnomalies) -> None:
 
 
 @component
-def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies]
-                  ) -> None:  # pylint: disable=invalid-name
+def AnomaliesGate(  # pylint: disable=invalid-name
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies]) -> None:
   """Fails the run when `anomalies` (ExampleValidator's output) lists any anomaly."""
   check_anomalies(anomalies)

@@ -174,7 +174,6 @@ def DriftValidator(  # pylint: disable=invalid-name
 
 
 @component
-def DriftGate(drift: InputArtifact[standard_artifacts.ExampleAnomalies]
-              ) -> None:  # pylint: disable=invalid-name
+def DriftGate(drift: InputArtifact[standard_artifacts.ExampleAnomalies]) -> None:  # pylint: disable=invalid-name
   """Fails the run when DriftValidator's `drift` lists any drift anomaly."""
   check_drift(drift)

@@ -189,8 +189,7 @@ def _span_nodes(config: PipelineConfig, example_gen, statistics_gen, schema_gen
     previous = Resolver(
         strategy_class=span_resolvers.PreviousSpanStrategy,
         previous_examples=Channel(type=standard_artifacts.Examples, output_key="examples"),
-        previous_statistics=Channel(type=standard_artifacts.ExampleStatistics,
-                                            output_key="statistics"),
+        previous_statistics=Channel(type=standard_artifacts.ExampleStatistics, output_key="statistics"),
         current=example_gen.outputs["examples"]).with_id("previous_span_statistics_resolver")
     validator = drift_gate.DriftValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
@@ -208,15 +207,13 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
   example_gen = _example_gen(config)
   # The ranking split holds one row of candidate movie ids per user, not examples of the schema; the ranking
   # metrics read it (pipeline/metrics/ranking.py) and say what is wrong with it.
-  statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"],
-                                                exclude_splits=[features.RANKING_SPLIT])
+  statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"], exclude_splits=[features.RANKING_SPLIT])
   if config.schema_dir:
     schema_gen = ImportSchemaGen(schema_file=str(config.schema_dir / SCHEMA_FILE))
   else:
-    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"],
-                                          infer_feature_shape=True)
+    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
   example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
-                                                      schema=schema_gen.outputs["schema"])
+                                       schema=schema_gen.outputs["schema"])
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
   training_examples, span_nodes, span_drift_gate = _span_nodes(config, example_gen, statistics_gen, schema_gen)
   transform = Transform(

@@ -213,8 +213,8 @@ def test_every_mode_evaluates_the_same_examples(runs, other):
 
 def test_every_mode_blesses_and_pushes(each):
   # The models may differ a little: the tiny model's AUCs move by a few hundredths with the order the Trainer
-  # reads its examples in. The
-  # thresholds of _config leave room for that, so this checks the blessing, not the model's luck.
+  # reads its examples in. The thresholds of _config leave room for that, so this checks the blessing, not the
+  # model's luck.
   components = each.run_summary.components
   assert all(component.state == "COMPLETE" for component in components.values()), components
   assert each.run_summary.blessed is True, each.run_summary.auc

@@ -31,8 +31,8 @@ def transformed(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["shared", "mf", "rating"])
 def trained(request, transformed, tmp_path_factory):
-  """The tiny data and its transform graph -> trained NeuMF (each `liked` tower) -> SavedModel; returns the pieces the tests
-  look at."""
+  """The tiny data and its transform graph -> trained NeuMF (each `liked` tower) -> SavedModel; returns the
+  pieces the tests look at."""
   work = tmp_path_factory.mktemp("ncf")
   transform_dir, train_files = transformed
   tf_transform_output = tft.TFTransformOutput(str(transform_dir))
