@@ -1,8 +1,8 @@
 """Times TFMA as the Evaluator runs it, on a finished pipeline root's model and eval split, with the pipeline's
-eval_config ("derived": components/eval_metrics) and with TFMA's per-example equivalents ("per_example":
-ExampleCount, BinaryAccuracy, Precision, Recall, Calibration, MeanLabel, MeanPrediction per head and the ranking
-gate's NDCG through `query_key`, the config before issue 11's change). Prints one JSON object: seconds per variant
-and round, and both variants' overall-slice metrics (they must agree).
+eval_config ("derived": components/eval_metrics) and with TFMA's own metrics ("per_example": TFMA's AUC and plots
+over its own calibration histogram, ExampleCount, BinaryAccuracy, Precision, Recall, Calibration, MeanLabel,
+MeanPrediction per head and the ranking gate's NDCG through `query_key`, the config before issue 11's changes).
+Prints one JSON object: seconds per variant and round, and both variants' overall-slice metrics (they must agree).
 
 Usage (after a pipeline run, e.g. bench/pipeline_bench.py ... --pipeline-root /tmp/bench/ml100k):
   .venv/bin/python bench/evaluator_bench.py --pipeline-root /tmp/bench/ml100k --work /tmp/evaluator-bench --rounds 2
@@ -33,6 +33,10 @@ def per_example_config(config: tfma.EvalConfig) -> tfma.EvalConfig:
   """`config` with the derived metrics swapped for TFMA's per-example ones (the same keys)."""
   config = tfma.EvalConfig.FromString(config.SerializeToString())
   for spec in config.metrics_specs:
+    for metric in spec.metrics:
+      if metric.class_name.startswith("Array"):  # eval_metrics.ArrayAUC -> TFMA's AUC, ...
+        metric.class_name = metric.class_name[len("Array"):]
+        metric.ClearField("module")
     names = [metric.class_name for metric in spec.metrics]
     if eval_metrics.HistogramSummary.__name__ in names:
       del spec.metrics[names.index(eval_metrics.HistogramSummary.__name__)]

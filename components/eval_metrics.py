@@ -7,6 +7,12 @@ are sums the AUC's calibration histogram (TFMA's default 10,000 buckets, shared 
 CalibrationPlot) already holds, so `HistogramSummary` adds no per-example work: it is one derived computation
 per slice over that histogram, with TFMA's own metric names, so readers of the evaluation see the same keys.
 
+That histogram is itself built by `_ArrayHistogramCombiner`: `ArrayAUC`, `ArrayConfusionMatrixPlot`,
+`ArrayCalibrationPlot` and `HistogramSummary` are TFMA's AUC, plots and matrices (their names, keys and derived
+computations unchanged) whose histogram combiner keeps each example's bucket, weighted label, weighted prediction
+and weight in arrays and sums them with NumPy, instead of TFMA's per-example Python (its generic
+`to_label_prediction_example_weight` and one `Bucket` update per example, slice and head).
+
 One difference from the per-example metrics: a prediction in [0.5, 0.5001), the histogram bucket that holds 0.5,
 counts as negative (TFMA's own histogram-based matrices), where the per-example matrices count those above 0.5 as
 positive.
@@ -18,6 +24,9 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import binary_confusion_matrices
 from tensorflow_model_analysis.metrics import calibration_histogram
+from tensorflow_model_analysis.metrics import calibration_plot
+from tensorflow_model_analysis.metrics import confusion_matrix_metrics
+from tensorflow_model_analysis.metrics import confusion_matrix_plot
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
@@ -79,12 +88,159 @@ def _histogram_summary(name: str = "histogram_summary",
   return computations
 
 
-class HistogramSummary(metric_types.Metric):
+# pylint: disable-next=protected-access
+_TFMA_HISTOGRAM_COMBINER = calibration_histogram._CalibrationHistogramCombiner
+
+
+class _ArrayHistogram:
+  """Mixin for a TFMA metric: its computations with each calibration histogram built by _ArrayHistogramCombiner."""
+
+  def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
+    return [_ArrayHistogramCombiner.replacing(computation)
+            if isinstance(computation, metric_types.MetricComputation)
+            and type(computation.combiner) is _TFMA_HISTOGRAM_COMBINER else computation
+            for computation in super().computations(*args, **kwargs)]
+
+
+class HistogramSummary(_ArrayHistogram, metric_types.Metric):
   """ExampleCount, BinaryAccuracy / Precision / Recall at 0.5, Calibration, MeanLabel and MeanPrediction of a
-  binary head, derived from TFMA's shared calibration histogram instead of three per-example combiners."""
+  binary head, derived from the shared calibration histogram instead of three per-example combiners."""
 
   def __init__(self, name: str = "histogram_summary"):
     super().__init__(metric_util.merge_per_key_computations(_histogram_summary), name=name)
+
+
+class ArrayAUC(_ArrayHistogram, confusion_matrix_metrics.AUC):
+  """TFMA's AUC (`auc`, same arguments) over the histogram built in arrays."""
+
+
+class ArrayConfusionMatrixPlot(_ArrayHistogram, confusion_matrix_plot.ConfusionMatrixPlot):
+  """TFMA's ConfusionMatrixPlot (`confusion_matrix_plot`, same arguments) over the histogram built in arrays."""
+
+
+class ArrayCalibrationPlot(_ArrayHistogram, calibration_plot.CalibrationPlot):
+  """TFMA's CalibrationPlot (`calibration_plot`, same arguments) over the histogram built in arrays."""
+
+
+class _Buckets:
+  """A histogram being built: per-example rows not yet summed, and the sums of the rows before them (sparse)."""
+
+  __slots__ = ["buckets", "rows", "summed_buckets", "summed"]
+  PENDING = 4096  # rows kept before they are summed into the sparse part
+
+  def __init__(self):
+    self.buckets = array.array("q")
+    self.rows = array.array("d")  # weighted label, weighted prediction, weight per example
+    self.summed_buckets = np.zeros(0, dtype=np.int64)
+    self.summed = np.zeros((0, 3), dtype=np.float64)
+
+  def add(self, bucket: int, weighted_label: float, weighted_prediction: float, weight: float) -> None:
+    self.buckets.append(bucket)
+    self.rows.extend((weighted_label, weighted_prediction, weight))
+    if len(self.buckets) >= self.PENDING:
+      self.sum()
+
+  def merge(self, other: "_Buckets") -> None:
+    other.sum()
+    self.sum(other.summed_buckets, other.summed)
+
+  def sum(self, more_buckets: Optional[np.ndarray] = None, more: Optional[np.ndarray] = None) -> "_Buckets":
+    """Sums the pending rows (and `more` summed rows) into the sparse part."""
+    parts = [self.summed_buckets, np.frombuffer(self.buckets, dtype=np.int64)]
+    values = [self.summed, np.frombuffer(self.rows, dtype=np.float64).reshape(-1, 3)]
+    if more_buckets is not None:
+      parts.append(more_buckets)
+      values.append(more)
+    buckets, index = np.unique(np.concatenate(parts), return_inverse=True)
+    rows = np.concatenate(values)
+    self.summed = np.stack([np.bincount(index, weights=rows[:, column], minlength=buckets.size)
+                            for column in range(3)], axis=1)
+    self.summed_buckets = buckets
+    self.buckets = array.array("q")
+    self.rows = array.array("d")
+    return self
+
+
+class _ArrayHistogramCombiner(beam.CombineFn):
+  """TFMA's calibration histogram (same key, buckets and output: a list of `Bucket`s by bucket id) for a head with
+  one prediction, one label in [0, 1] and at most one weight per example."""
+
+  def __init__(self, key: metric_types.PlotKey, num_buckets: int, left: float, right: float,
+               example_weighted: bool, fractional_labels: bool):
+    self._key = key
+    self._num_buckets = num_buckets
+    self._left = left
+    self._range = right - left
+    self._example_weighted = example_weighted
+    self._fractional_labels = fractional_labels
+    self._where = f"{key.name} of output {key.output_name!r}"
+
+  @classmethod
+  def replacing(cls, computation: metric_types.MetricComputation) -> metric_types.MetricComputation:
+    """The computation of TFMA's histogram `computation` with this combiner; a ValueError for what it lacks."""
+    tfma_combiner = computation.combiner
+    # pylint: disable=protected-access
+    unsupported = {"preprocessors": computation.preprocessors, "sub_key": tfma_combiner._key.sub_key,
+                   "aggregation_type": tfma_combiner._aggregation_type,
+                   "class_weights": tfma_combiner._class_weights,
+                   "label-based bucketing": not tfma_combiner._prediction_based_bucketing}
+    if any(unsupported.values()):
+      raise ValueError(f"{tfma_combiner._key.name}: the array histogram of output "
+                       f"{tfma_combiner._key.output_name!r} supports none of "
+                       f"{sorted(name for name, value in unsupported.items() if value)}; use TFMA's own metric")
+    return metric_types.MetricComputation(
+        keys=computation.keys, preprocessors=None,
+        combiner=cls(tfma_combiner._key, tfma_combiner._num_buckets, tfma_combiner._left,
+                     tfma_combiner._left + tfma_combiner._range, tfma_combiner._example_weighted,
+                     tfma_combiner._fractional_labels))
+    # pylint: enable=protected-access
+
+  def create_accumulator(self) -> _Buckets:
+    return _Buckets()
+
+  def add_input(self, buckets: _Buckets, element: metric_types.StandardMetricInputs) -> _Buckets:
+    model, output, where = self._key.model_name, self._key.output_name, self._where
+    label = _one_value(element.label, model, output, "label", where)
+    prediction = _one_value(element.prediction, model, output, "prediction", where)
+    weight = (_one_value(element.example_weight, model, output, "example weight", where)
+              if self._example_weighted else 1.0)
+    if self._fractional_labels:
+      if not 0.0 <= label <= 1.0:
+        raise ValueError(f"{where}: labels must be in [0, 1], got {label}")
+      if weight == 0.0:  # TFMA's fractional labels yield nothing for a weightless example
+        return buckets
+    if prediction != prediction:
+      raise ValueError(f"{where}: the prediction is NaN")  # TFMA raises too, without saying where
+    # TFMA's bucket: truncated, 0 below `left`, num_buckets + 1 from `right` up.
+    index = (prediction - self._left) / self._range * self._num_buckets + 1
+    bucket = 0 if index < 0 else self._num_buckets + 1 if index >= self._num_buckets + 1 else int(index)
+    buckets.add(bucket, label * weight, prediction * weight, weight)
+    return buckets
+
+  def merge_accumulators(self, accumulators: Iterable[_Buckets]) -> _Buckets:
+    accumulators = iter(accumulators)
+    result = next(accumulators)
+    for buckets in accumulators:
+      result.merge(buckets)
+    return result
+
+  def compact(self, buckets: _Buckets) -> _Buckets:
+    return buckets.sum()
+
+  def extract_output(self, buckets: _Buckets) -> Dict[metric_types.PlotKey, calibration_histogram.Histogram]:
+    buckets.sum()
+    return {self._key: [calibration_histogram.Bucket(int(bucket), float(row[0]), float(row[1]), float(row[2]))
+                        for bucket, row in zip(buckets.summed_buckets, buckets.summed)]}
+
+
+def _one_value(values: object, model_name: str, output_name: str, what: str, where: str) -> float:
+  """The example's single `what` of one model and output (each level looked up where keyed)."""
+  for key in (model_name, output_name):
+    if key and isinstance(values, Mapping) and key in values:
+      values = values[key]
+  if isinstance(values, Mapping) or np.size(values) != 1:
+    raise ValueError(f"{where}: expected one {what} per example, got {values!r}")
+  return float(np.asarray(values).reshape(-1)[0])
 
 
 class QueryNDCG(metric_types.Metric):
@@ -159,18 +315,10 @@ class _QueryNDCGCombiner(beam.CombineFn):
     query = np.asarray(element.combined_features[self._query_feature]).reshape(-1)
     if query.size != 1:
       raise ValueError(f"{self._keys[0].name}: expected one {self._query_feature} per example, got {query!r}")
-    rows.add(query[0], self._one_value(element.prediction, "prediction"), self._one_value(element.label, "label"))
+    where = f"{self._keys[0].name} of output {self._output_name!r}"
+    rows.add(query[0], _one_value(element.prediction, self._model_name, self._output_name, "prediction", where),
+             _one_value(element.label, self._model_name, self._output_name, "label", where))
     return rows
-
-  def _one_value(self, values: object, what: str) -> float:
-    """The example's single `what` of this combiner's model and output (each level looked up where keyed)."""
-    for key in (self._model_name, self._output_name):
-      if key and isinstance(values, Mapping) and key in values:
-        values = values[key]
-    if isinstance(values, Mapping) or np.size(values) != 1:
-      raise ValueError(f"{self._keys[0].name}: expected one {what} of output {self._output_name!r} per example, "
-                       f"got {values!r}")
-    return float(np.asarray(values).reshape(-1)[0])
 
   def merge_accumulators(self, accumulators: Iterable[_Rows]) -> _Rows:
     accumulators = iter(accumulators)

@@ -76,7 +76,8 @@ def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool)
       example_weights=tfma.ExampleWeightOptions(weighted=weighted, unweighted=not weighted),
       metrics=[
           tfma.MetricConfig(
-              class_name="AUC", config=json.dumps({"num_thresholds": AUC_THRESHOLDS}),
+              class_name=eval_metrics.ArrayAUC.__name__, module=eval_metrics.__name__,
+              config=json.dumps({"num_thresholds": AUC_THRESHOLDS}),
               per_slice_thresholds=[tfma.PerSliceMetricThreshold(
                   slicing_specs=overall_only, threshold=_threshold(min_auc, config.max_auc_regression))]),
           # example_count (with `weighted`, of the examples that carry weight: rated ones for `liked`),
@@ -84,8 +85,10 @@ def _head_metrics(head: str, min_auc: float, config: EvalConfig, weighted: bool)
           # from the calibration histogram the AUC builds: no per-example work of their own.
           tfma.MetricConfig(class_name=eval_metrics.HistogramSummary.__name__, module=eval_metrics.__name__),
           # Curves and calibration for the report (recsys report), from the same histogram.
-          tfma.MetricConfig(class_name="ConfusionMatrixPlot", config='{"num_thresholds": 200}'),
-          tfma.MetricConfig(class_name="CalibrationPlot", config='{"num_buckets": 100}'),
+          tfma.MetricConfig(class_name=eval_metrics.ArrayConfusionMatrixPlot.__name__, module=eval_metrics.__name__,
+                            config='{"num_thresholds": 200}'),
+          tfma.MetricConfig(class_name=eval_metrics.ArrayCalibrationPlot.__name__, module=eval_metrics.__name__,
+                            config='{"num_buckets": 100}'),
       ])
 
 

@@ -1,4 +1,4 @@
-"""components/eval_metrics.HistogramSummary gives what TFMA's per-example metrics give, through TFMA itself."""
+"""components/eval_metrics gives what TFMA's own metrics give (per-example summaries, AUC, plots, NDCG) in TFMA."""
 import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
 
 import math
@@ -25,17 +25,21 @@ def _frame(rows: int = 600, seed: int = 0) -> pd.DataFrame:
                        "group": rng.choice(["a", "b", "c"], rows)})
 
 
-def _metrics(frame: pd.DataFrame, metrics, weighted: bool):
-  """TFMA's metrics of `frame` per slice (overall and by group), keyed by slice and metric name."""
+def _analyze(frame: pd.DataFrame, metrics, weighted: bool) -> tfma.EvalResult:
+  """TFMA's evaluation of `frame` with `metrics`, sliced overall and by group."""
   config = tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction",
                                   example_weight_key="weight" if weighted else None)],
       slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["group"])],
       metrics_specs=[tfma.MetricsSpec(metrics=metrics, example_weights=tfma.ExampleWeightOptions(
           weighted=weighted, unweighted=not weighted))])
-  result = tfma.analyze_raw_data(frame, config)
+  return tfma.analyze_raw_data(frame, config)
+
+
+def _metrics(frame: pd.DataFrame, metrics, weighted: bool):
+  """TFMA's metrics of `frame` per slice (overall and by group), keyed by slice and metric name."""
   values = {}
-  for slice_key, by_output in result.slicing_metrics:
+  for slice_key, by_output in _analyze(frame, metrics, weighted).slicing_metrics:
     for name, value in by_output[""][""].items():
       values[(slice_key, name)] = float(value.get("doubleValue", math.nan))  # NaN comes as the string "NaN"
   return values
@@ -111,5 +115,58 @@ def test_query_ndcg_refuses_an_output_with_several_values_per_example():
   two = tfma.metrics.StandardMetricInputs(labels={"score": np.array([1.0])},
                                           predictions={"score": np.array([0.2, 0.3])},
                                           features={"user": np.array([b"u1"])})
-  with pytest.raises(ValueError, match="expected one prediction of output 'score' per example"):
+  with pytest.raises(ValueError, match="ndcg of output 'score': expected one prediction per example"):
     combiner.add_input(rows, two)
+
+
+def _metrics_and_plots(frame: pd.DataFrame, metrics, weighted: bool):
+  """TFMA's metrics and plots of `frame` per slice (overall and by group), keyed by slice and name."""
+  result = _analyze(frame, metrics, weighted)
+  values = {(slice_key, name): value for slice_key, by_output in result.slicing_metrics
+            for name, value in by_output[""][""].items()}
+  values.update({(slice_key, name): value for slice_key, by_output in result.plots
+                 for name, value in by_output[""][""].items()})
+  return values
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_array_auc_and_plots_equal_tfma_s(weighted, monkeypatch):
+  # A few rows at a time are summed, so that sums, merges and pending rows all take part.
+  monkeypatch.setattr(eval_metrics._Buckets, "PENDING", 7)
+  frame = _frame(rows=800, seed=3)
+  frame.loc[::50, "prediction"] = [-0.5, 1.5] * 8  # outside [0, 1]: TFMA's first and last buckets
+  configs = {"AUC": '{"num_thresholds": 1000}', "ConfusionMatrixPlot": '{"num_thresholds": 200}',
+             "CalibrationPlot": '{"num_buckets": 100}'}
+  expected = _metrics_and_plots(frame, [tfma.MetricConfig(class_name=name, config=config)
+                                        for name, config in configs.items()], weighted)
+  ours = _metrics_and_plots(frame, [tfma.MetricConfig(class_name=f"Array{name}", module=eval_metrics.__name__,
+                                                      config=config) for name, config in configs.items()], weighted)
+  assert set(ours) == set(expected)
+  assert {name for _, name in ours} >= {"auc", "confusionMatrixAtThresholds", "calibrationHistogramBuckets"}
+  assert 0.6 < float(ours[((), "auc")]["doubleValue"]) < 0.95
+  for key, value in expected.items():
+    assert _close(ours[key], value), key
+
+
+def _close(ours, expected) -> bool:
+  """Nested dicts and lists from TFMA's results equal, numbers to 1e-9 (summation order differs)."""
+  if isinstance(expected, dict):
+    return set(ours) == set(expected) and all(_close(ours[key], expected[key]) for key in expected)
+  if isinstance(expected, list):
+    return len(ours) == len(expected) and all(_close(a, b) for a, b in zip(ours, expected))
+  if isinstance(expected, float):
+    return ours == pytest.approx(expected, rel=1e-9, abs=1e-12, nan_ok=True)
+  return ours == expected
+
+
+@pytest.mark.parametrize("label, prediction, message", [
+    (4.0, 0.2, "of output 'liked': labels must be in \\[0, 1\\], got 4.0"),
+    (1.0, float("nan"), "of output 'liked': the prediction is NaN")])
+def test_array_histogram_refuses_what_tfma_cannot_bucket(label, prediction, message):
+  (computation,) = [c for c in eval_metrics.ArrayAUC().computations(output_names=["liked"])
+                    if isinstance(c, tfma.metrics.MetricComputation)]
+  combiner = computation.combiner
+  example = tfma.metrics.StandardMetricInputs(labels={"liked": np.array([label])},
+                                              predictions={"liked": np.array([prediction])})
+  with pytest.raises(ValueError, match=message):
+    combiner.add_input(combiner.create_accumulator(), example)

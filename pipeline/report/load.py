@@ -97,14 +97,17 @@ def _evaluation(uri: str, blessing_artifact) -> Tuple[Tuple[HeadResult, ...], Op
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disable=g-import-not-at-top
 
+  from components import eval_metrics  # pylint: disable=g-import-not-at-top  (TFMA and Beam: only here)
+
   eval_config = eval_config_writer.load_eval_run(uri)[0]
   candidate = next((s.name for s in eval_config.model_specs if not s.is_baseline), "")
   baseline = next((s.name for s in eval_config.model_specs if s.is_baseline), None)
   weighted_heads = {head for spec in eval_config.model_specs for head in spec.example_weight_keys}
   head_names = [name for spec in eval_config.metrics_specs for name in spec.output_names]
-  # Slices are judged by AUC; heads without one (the ranking gate's `score`) have no slice table.
+  # Slices are judged by AUC (TFMA's, or the same over the array histogram: runs before and after it);
+  # heads without one (the ranking gate's `score`) have no slice table.
   sliced_heads = {name for spec in eval_config.metrics_specs for name in spec.output_names
-                  if any(metric.class_name == "AUC" for metric in spec.metrics)}
+                  if any(metric.class_name in ("AUC", eval_metrics.ArrayAUC.__name__) for metric in spec.metrics)}
 
   overall: Dict[Tuple[str, str], Dict[str, float]] = {}  # (model, head) -> metric -> value
   slices: Dict[str, List[SliceResult]] = {head: [] for head in head_names}
