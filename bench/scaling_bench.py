@@ -9,6 +9,8 @@ Usage:
   .venv/bin/python bench/scaling_bench.py --shape 943x1682x100000 --shape 6040x3706x1000209 \
       --shape 32500x11800x5000000 --work /tmp/scaling --plot BENCHMARKS-scaling.png
   .venv/bin/python bench/scaling_bench.py --small --work /tmp/scaling-small     # a few thousand ratings
+  .venv/bin/python bench/scaling_bench.py --results /tmp/s1/6040x3706x1000209.json --results /tmp/s5/report.json \
+      --shape 943x1682x100000 --work /tmp/scaling --plot BENCHMARKS-scaling.png      # saved runs with new ones
 Extra flags after `--` go to every run, e.g. `-- --epochs 5 --beam-mode multi_processing --beam-workers 2`.
 """
 import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
@@ -72,6 +74,18 @@ def run_in_subprocess(shape: str, work: Path, extra: Sequence[str]) -> Dict[str,
   return result
 
 
+def saved_results(path: Path) -> List[Dict[str, object]]:
+  """The runs in `path`: a report this script printed (its "results") or one run's file (WORK/SHAPE.json)."""
+  saved = json.loads(path.read_text())
+  runs = saved["results"] if "results" in saved else [saved]
+  for run in runs:
+    missing = {"shape", "ratings", "wall_seconds", "prepare_seconds", "component_seconds"} - set(run)
+    if missing:
+      raise ValueError(f"{path}: a run without {sorted(missing)}; expected this script's JSON output")
+    run.pop("growth_vs_previous", None)  # recomputed against the runs it is now shown with
+  return runs
+
+
 def plot(results: List[Dict[str, object]], path: Path) -> None:
   """Log-log seconds per component (and preparation, and the wall time) against ratings."""
   import matplotlib
@@ -101,6 +115,9 @@ def main() -> None:
   parser.add_argument("--small", action="store_true", help=f"One tiny run ({SMALL_SHAPE}) to check the fields.")
   parser.add_argument("--work", type=Path, required=True, help="Working directory (data, roots, results).")
   parser.add_argument("--plot", type=Path, help="Also write the log-log plot here (PNG).")
+  parser.add_argument("--results", type=Path, action="append", default=[],
+                      help="A saved JSON of this script (a report, or one run's WORK/SHAPE.json) whose runs join "
+                           "the new ones in the growth figures and the plot; repeatable.")
   parser.add_argument("--one", help=argparse.SUPPRESS)
   parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
   parser.add_argument("extra", nargs="*", help="Flags for every `recsys pipeline run` (after --).")
@@ -110,10 +127,12 @@ def main() -> None:
     args.out.write_text(json.dumps(run_one(args.one, args.work, args.extra)))
     return
   shapes = [SMALL_SHAPE] if args.small else (args.shape or [])
-  if not shapes:
-    parser.error("give --shape at least once, or --small")
+  if not shapes and not args.results:
+    parser.error("give --shape at least once, --small or --results")
   extra = ["--epochs", "2", *args.extra] if args.small else args.extra
-  results = [run_in_subprocess(shape, args.work, extra) for shape in shapes]
+  results = [run for path in args.results for run in saved_results(path)]
+  results += [run_in_subprocess(shape, args.work, extra) for shape in shapes]
+  results.sort(key=lambda run: run["ratings"])
   for previous, current in zip(results, results[1:]):
     current["growth_vs_previous"] = {"ratings": round(current["ratings"] / previous["ratings"], 2),
                                      "wall": round(current["wall_seconds"] / previous["wall_seconds"], 2)}
