@@ -114,16 +114,34 @@ def read_train_split(train_files: List[str], tf_transform_output: tft.TFTransfor
 
 
 class EpochLog(keras.callbacks.Callback):
-  """Logs one line per epoch (losses, seconds) on this module's logger, in place of Keras' progress bar."""
+  """Logs one line per epoch (losses, seconds) on this module's logger, in place of Keras' progress bar, and a
+  progress line within an epoch at most every `progress_s` seconds (at ml-25m's size one epoch is the whole
+  Trainer: half an hour and more)."""
 
-  def __init__(self, epochs: int, steps: int):
+  async_safe = True  # it only reads the clock and logs: Keras may keep calling it from its dispatch thread
+
+  def __init__(self, epochs: int, steps: int, progress_s: float = 60.0):
     super().__init__()
     self.epochs = epochs
     self.steps = steps
-    self._start = 0.0
+    self.progress_s = progress_s
+    self._epoch = 0
+    self._start = self._last_line = 0.0
 
   def on_epoch_begin(self, epoch: int, logs=None) -> None:
-    self._start = time.monotonic()
+    self._epoch = epoch
+    self._start = self._last_line = time.monotonic()
+
+  def on_train_batch_end(self, batch: int, logs=None) -> None:
+    # Keras calls this once per call into the train function, `batch` being that call's last step (counted as
+    # if the call ran all its steps_per_execution steps, which the epoch's last call may not).
+    now = time.monotonic()
+    if now - self._last_line < self.progress_s:
+      return
+    self._last_line = now
+    done = min(batch + 1, self.steps)
+    _LOG.info("Trainer epoch %d/%d: step %d/%d (%.0f%%), %.0f steps/s", self._epoch + 1, self.epochs, done,
+              self.steps, 100.0 * done / self.steps, done / max(now - self._start, 1e-9))
 
   def on_epoch_end(self, epoch: int, logs=None) -> None:
     losses = ", ".join(f"{name} {value:.4f}" for name, value in sorted((logs or {}).items()) if name != "loss")
