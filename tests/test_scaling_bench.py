@@ -57,3 +57,14 @@ def test_a_saved_file_that_is_not_its_output_is_refused(tmp_path):
                         capture_output=True, text=True, cwd=REPO, timeout=300)
   assert done.returncode != 0
   assert "other.json: a run without ['component_seconds', 'prepare_seconds', 'shape', 'wall_seconds']" in done.stderr
+
+
+@pytest.mark.parametrize("report", sorted((REPO / "bench" / "results").glob("*.json")), ids=lambda path: path.name)
+def test_a_committed_report_joins_new_runs(report, tmp_path):
+  done = subprocess.run([sys.executable, str(REPO / "bench" / "scaling_bench.py"), "--results", str(report),
+                         "--work", str(tmp_path / "work")],
+                        capture_output=True, text=True, cwd=REPO, timeout=300, check=True)
+  runs = json.loads(done.stdout)["results"]
+  assert runs and all(set(run["component_seconds"]) == COMPONENTS for run in runs)
+  for run in runs:
+    assert run["wall_seconds"] == pytest.approx(run["prepare_seconds"] + run["pipeline_seconds"], abs=0.11)
