@@ -37,13 +37,18 @@ def _saved_run(ratings: int, wall: float) -> dict:
           "component_seconds": {"Trainer": wall - 2.0, "Pusher": 0.0}}
 
 
+def _join_saved(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+  """Runs the script on saved results only (`args`: its --results and other flags), under `tmp_path`."""
+  return subprocess.run([sys.executable, str(REPO / "bench" / "scaling_bench.py"), *args, "--work",
+                         str(tmp_path / "work")], capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
 def test_saved_runs_are_combined_in_order_of_size(tmp_path):
   (tmp_path / "report.json").write_text(json.dumps({"results": [_saved_run(5000, 40.0)]}))
   (tmp_path / "one.json").write_text(json.dumps({**_saved_run(1000, 10.0), "growth_vs_previous": {"wall": 9.9}}))
-  done = subprocess.run([sys.executable, str(REPO / "bench" / "scaling_bench.py"), "--results",
-                         str(tmp_path / "report.json"), "--results", str(tmp_path / "one.json"), "--work",
-                         str(tmp_path / "work"), "--plot", str(tmp_path / "scaling.png")],
-                        capture_output=True, text=True, cwd=REPO, timeout=300, check=True)
+  done = _join_saved(tmp_path, "--results", str(tmp_path / "report.json"), "--results", str(tmp_path / "one.json"),
+                     "--plot", str(tmp_path / "scaling.png"))
+  assert done.returncode == 0, done.stderr
   small, large = json.loads(done.stdout)["results"]
   assert (small["ratings"], large["ratings"]) == (1000, 5000) and "growth_vs_previous" not in small
   assert large["growth_vs_previous"] == {"ratings": 5.0, "wall": 4.0}
@@ -52,18 +57,15 @@ def test_saved_runs_are_combined_in_order_of_size(tmp_path):
 
 def test_a_saved_file_that_is_not_its_output_is_refused(tmp_path):
   (tmp_path / "other.json").write_text(json.dumps({"ratings": 1000}))
-  done = subprocess.run([sys.executable, str(REPO / "bench" / "scaling_bench.py"), "--results",
-                         str(tmp_path / "other.json"), "--work", str(tmp_path / "work")],
-                        capture_output=True, text=True, cwd=REPO, timeout=300)
+  done = _join_saved(tmp_path, "--results", str(tmp_path / "other.json"))
   assert done.returncode != 0
   assert "other.json: a run without ['component_seconds', 'prepare_seconds', 'shape', 'wall_seconds']" in done.stderr
 
 
 @pytest.mark.parametrize("report", sorted((REPO / "bench" / "results").glob("*.json")), ids=lambda path: path.name)
 def test_a_committed_report_joins_new_runs(report, tmp_path):
-  done = subprocess.run([sys.executable, str(REPO / "bench" / "scaling_bench.py"), "--results", str(report),
-                         "--work", str(tmp_path / "work")],
-                        capture_output=True, text=True, cwd=REPO, timeout=300, check=True)
+  done = _join_saved(tmp_path, "--results", str(report))
+  assert done.returncode == 0, done.stderr
   runs = json.loads(done.stdout)["results"]
   assert runs and all(set(run["component_seconds"]) == COMPONENTS for run in runs)
   for run in runs:
