@@ -171,7 +171,9 @@ class PipelineConfig:
   model_name: str = "ncf"
   schema_dir: Optional[Path] = None  # curated schema to import; None infers one with SchemaGen
   span: Optional[int] = None  # with data.span_by: the span ExampleGen reads; None: the latest one
-  beam_args: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+  # Beam's default (DirectRunner in_memory), as pipeline/runners/beam.py spells it: no arguments, which also keeps
+  # TFX from building an sdist of itself for remote workers in every Beam component (1.5 s each).
+  beam_args: Tuple[str, ...] = ()
   data: DataConfig = DataConfig()
   model: ModelConfig = ModelConfig()
   train: TrainConfig = TrainConfig()
