@@ -339,10 +339,12 @@ def test_ranking_section_on_a_hand_made_case(tmp_path):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
   """Two tiny runs in one pipeline root: a first one (no baseline), then a retrained candidate judged against
-  the first. AUC bounds are 0 so the 1-epoch models are blessed and pushed. Returns (config, prepared)."""
+  the first. AUC bounds are 0 so the 1-epoch models are blessed and pushed. The InfraValidator is left out (its
+  section is checked on made-up verdicts below, the component in tests/test_pipeline_e2e.py). Returns (config,
+  prepared)."""
   from pipeline.runners import local as local_runner
   from components.hparams import TrainConfig
-  from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
+  from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, InfraValidationConfig, PipelineConfig
   from pipeline.data.prepare import prepare_examples
 
   root = tmp_path_factory.mktemp("report-e2e")
@@ -351,7 +353,8 @@ def two_runs(tmp_path_factory):
                           serving_dir=root / "serving", schema_dir=CURATED_SCHEMA_DIR, data=data,
                           train=TrainConfig(epochs=1),
                           eval=EvalConfig(min_liked_auc=0.0, min_interaction_auc=0.0, max_auc_regression=1.0,
-                                          min_ndcg=0.0, max_ndcg_regression=1.0))
+                                          min_ndcg=0.0, max_ndcg_regression=1.0),
+                          infra_validation=InfraValidationConfig(enabled=False))
   prepared = prepare_examples(data, config.examples_dir)
   local_runner.run(config)
   local_runner.run(dataclasses.replace(config, train=TrainConfig(epochs=1, seed=8)))  # only training changes
