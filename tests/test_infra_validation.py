@@ -30,7 +30,6 @@ from pipeline import model_server_process
 from pipeline.config import InfraValidationConfig
 from serving import launcher
 from tests.support import testdata
-from tests.support.tiny_model import export_tiny_ncf_model
 from tests.support.tiny_model import save_unservable_model
 from tests.support.tiny_model import write_warmup_for_missing_signature
 
@@ -39,13 +38,6 @@ pytestmark = pytest.mark.slow
 EMBEDDED = InfraValidationConfig(server="embedded", num_examples=6, load_timeout_s=120.0)
 NCF_SIGNATURES = (signatures.PREDICT, signatures.RECOMMEND, signatures.SERVING_DEFAULT)
 NCF_WARMUP_RECORDS = 2  # components/model_export.py: one `predict`, one `recommend`
-
-
-@pytest.fixture(scope="module")
-def ncf_export(tmp_path_factory) -> Path:
-  path = tmp_path_factory.mktemp("ncf") / "export"
-  export_tiny_ncf_model(path)
-  return path
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +115,8 @@ def _markers(blessing) -> set:
                                                             infra_validation.NOT_BLESSED_FILE}
 
 
-def test_the_exported_ncf_model_is_infra_blessed_and_pushed(ncf_export, examples, tmp_path, servers):
-  model, blessing, verdict = _validate(tmp_path, ncf_export, examples, InfraValidationConfig(num_examples=6))
+def test_the_exported_ncf_model_is_infra_blessed_and_pushed(tiny_ncf_export, examples, tmp_path, servers):
+  model, blessing, verdict = _validate(tmp_path, tiny_ncf_export, examples, InfraValidationConfig(num_examples=6))
   assert verdict.blessed, verdict.reason
   assert verdict.reason == ""
   assert verdict.queries == len(NCF_SIGNATURES) + NCF_WARMUP_RECORDS
@@ -168,10 +160,10 @@ def test_signatures_the_server_cannot_answer_right_are_named_and_not_pushed(exam
   assert not (tmp_path / "serving").exists()
 
 
-def test_a_model_whose_version_fails_to_load_is_refused_with_the_server_error(ncf_export, examples, tmp_path,
+def test_a_model_whose_version_fails_to_load_is_refused_with_the_server_error(tiny_ncf_export, examples, tmp_path,
                                                                               servers):
   export = tmp_path / "bad-warmup"
-  shutil.copytree(ncf_export, export)
+  shutil.copytree(tiny_ncf_export, export)
   write_warmup_for_missing_signature(export, "missing")
   _, blessing, verdict = _validate(tmp_path, export, examples, EMBEDDED)
   assert not verdict.blessed
@@ -182,30 +174,30 @@ def test_a_model_whose_version_fails_to_load_is_refused_with_the_server_error(nc
   assert all(served.process.poll() is not None for served in servers) and len(servers) == 1
 
 
-def test_a_server_that_exits_or_is_too_slow_is_stopped_and_named(ncf_export, examples, tmp_path, servers):
+def test_a_server_that_exits_or_is_too_slow_is_stopped_and_named(tiny_ncf_export, examples, tmp_path, servers):
   if shutil.which(launcher.TFS_BINARY):
     pytest.skip("tensorflow_model_server is on PATH; --server tfs would start it")
   # --server tfs without tensorflow_model_server on PATH: `recsys serve` says so and exits with status 2.
-  _, _, exited = _validate(tmp_path / "exits", ncf_export, examples,
+  _, _, exited = _validate(tmp_path / "exits", tiny_ncf_export, examples,
                            InfraValidationConfig(server="tfs", load_timeout_s=120.0))
   assert exited.reason.startswith("the tensorflow_model_server exited with status 2 before model")
   assert "tensorflow_model_server is not on PATH" in exited.reason
-  _, _, slow = _validate(tmp_path / "slow", ncf_export, examples, InfraValidationConfig(server="embedded",
+  _, _, slow = _validate(tmp_path / "slow", tiny_ncf_export, examples, InfraValidationConfig(server="embedded",
                                                                                         load_timeout_s=0.0))
   assert "was not AVAILABLE on the embedded server after 0 s" in slow.reason
   assert not exited.blessed and not slow.blessed
   assert [served.process.poll() is not None for served in servers] == [True, True]
 
 
-def test_a_model_the_evaluator_did_not_bless_is_not_served(ncf_export, examples, tmp_path, servers):
-  _, blessing, verdict = _validate(tmp_path, ncf_export, examples, EMBEDDED, blessed_by_evaluator=False)
+def test_a_model_the_evaluator_did_not_bless_is_not_served(tiny_ncf_export, examples, tmp_path, servers):
+  _, blessing, verdict = _validate(tmp_path, tiny_ncf_export, examples, EMBEDDED, blessed_by_evaluator=False)
   assert not verdict.blessed and "did not bless" in verdict.reason
   assert _markers(blessing) == {infra_validation.NOT_BLESSED_FILE}
   assert servers == []
 
 
-def test_queries_fill_inputs_from_features_or_serialized_examples(ncf_export):
-  loaded = tf.saved_model.load(str(ncf_export))
+def test_queries_fill_inputs_from_features_or_serialized_examples(tiny_ncf_export):
+  loaded = tf.saved_model.load(str(tiny_ncf_export))
   eval_examples = [e.SerializeToString() for e in testdata.make_examples()[features.EVAL_SPLIT][:3]]
   queries = {q.signature_name: q for q in infra_requests.example_queries(loaded.signatures, "m", eval_examples)}
   assert sorted(queries) == sorted(NCF_SIGNATURES)
@@ -214,7 +206,7 @@ def test_queries_fill_inputs_from_features_or_serialized_examples(ncf_export):
   assert list(queries[signatures.RECOMMEND].inputs()[signatures.USER_ID_INPUT]) == users
   assert list(queries[signatures.SERVING_DEFAULT].inputs()[signatures.EXAMPLES_INPUT]) == eval_examples
   assert all(q.request.model_spec.name == "m" for q in queries.values())
-  warmup = infra_requests.warmup_queries(ncf_export, "m")
+  warmup = infra_requests.warmup_queries(tiny_ncf_export, "m")
   assert [q.signature_name for q in warmup] == [signatures.PREDICT, signatures.RECOMMEND]
   assert all(q.request.model_spec.name == "m" for q in warmup)
 

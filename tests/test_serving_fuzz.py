@@ -34,7 +34,6 @@ from tests.support.serving import running_server
 from tests.support.serving import tf_serving_testdata
 from tests.support.serving import write_model_config
 from tests.support.serving import x_input
-from tests.support.tiny_model import export_tiny_ncf_model
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +55,10 @@ GOOD_SIGNATURES = (("half_plus_two", "", ("x",), 1), ("ncf", "predict", ("user_i
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_ncf_export):
   testdata = tf_serving_testdata()
   models = tmp_path_factory.mktemp("fuzz-models")
-  export = tmp_path_factory.mktemp("ncf") / "export"
-  export_tiny_ncf_model(export)
-  publish_version(export, models / "ncf", 1)
+  publish_version(tiny_ncf_export, models / "ncf", 1)
   config = write_model_config(models / "models.config", [
       model_entry("half_plus_two", testdata / HALF_PLUS_TWO), model_entry("ncf", models / "ncf")])
   batching = models / "batching.txt"

@@ -18,7 +18,6 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.support.tiny_model import export_tiny_ncf_model
 from pipeline import cli
 from pipeline.recommender import demo
 from pipeline.recommender.client import RecommenderClient
@@ -39,15 +38,8 @@ END = get_model_status_pb2.ModelVersionStatus.END
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory) -> Path:
-  path = tmp_path_factory.mktemp("ncf") / "export"
-  export_tiny_ncf_model(path)
-  return path
-
-
-@pytest.fixture(scope="module")
-def in_process(export_dir):
-  return tf.saved_model.load(str(export_dir)).signatures
+def in_process(tiny_ncf_export):
+  return tf.saved_model.load(str(tiny_ncf_export)).signatures
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +50,10 @@ def movies_csv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(export_dir, tmp_path_factory):
+def server(tiny_ncf_export, tmp_path_factory):
   base = tmp_path_factory.mktemp("models") / "ncf"
   base.mkdir()
-  publish_version(export_dir, base, 1)
+  publish_version(tiny_ncf_export, base, 1)
   with running_server(model_name="ncf", model_base_path=str(base), enable_batching=True,
                       batching_parameters_file=str(BATCHING_FILE), file_system_poll_wait_seconds=0,
                       rest_api_port=-1) as running:
@@ -134,12 +126,12 @@ def test_concurrent_predicts_are_not_mixed_up(target, in_process):
     list(pool.map(caller, range(12)))
 
 
-def test_reload_under_load_fails_no_request(export_dir, tmp_path):
+def test_reload_under_load_fails_no_request(tiny_ncf_export, tmp_path):
   """A new version published while the load tester runs takes over traffic; no request fails. A corrupt
   version is then reported and does not disturb serving; once its files are complete it loads."""
   base = tmp_path / "ncf"
   base.mkdir()
-  publish_version(export_dir, base, 1)
+  publish_version(tiny_ncf_export, base, 1)
   with running_server(model_name="ncf", model_base_path=str(base), enable_batching=True,
                       batching_parameters_file=str(BATCHING_FILE), file_system_poll_wait_seconds=1) as server:
     target = f"localhost:{server.grpc_port}"
@@ -153,7 +145,7 @@ def test_reload_under_load_fails_no_request(export_dir, tmp_path):
     loader.start()
     try:
       wait_until(lambda: results, "the first load-test round")
-      publish_version(export_dir, base, 2)
+      publish_version(tiny_ncf_export, base, 2)
       with RecommenderClient(target) as client:
         states = lambda: {s.version: s.state for s in client.status().model_version_status}  # noqa: E731
         wait_until(lambda: states() == {2: AVAILABLE, 1: END}, "version 2 to replace version 1")
@@ -174,7 +166,7 @@ def test_reload_under_load_fails_no_request(export_dir, tmp_path):
       assert status()[3].status.error_code != 0 and status()[3].status.error_message
       assert status()[2].state == AVAILABLE
       assert client.predict("1", ["1"])[0].score >= 0
-      for item in export_dir.iterdir():  # the rest of the files arrive: the version loads
+      for item in tiny_ncf_export.iterdir():  # the rest of the files arrive: the version loads
         target_path = base / "3" / item.name
         if item.is_dir():
           shutil.copytree(item, target_path)
@@ -228,9 +220,9 @@ def test_cli_loadtest_closed_and_open_loop(target, capsys):
   assert "open loop" in table and "errors: none" in table
 
 
-def test_demo_serves_the_pushed_model_and_prints_titles(export_dir, movies_csv, tmp_path, in_process, capsys):
+def test_demo_serves_the_pushed_model_and_prints_titles(tiny_ncf_export, movies_csv, tmp_path, in_process, capsys):
   (tmp_path / "ncf").mkdir()
-  publish_version(export_dir, tmp_path / "ncf", 5)
+  publish_version(tiny_ncf_export, tmp_path / "ncf", 5)
   result = demo.run_demo(tmp_path, "ncf", movies_csv, "4")
   expected = in_process_call(in_process["recommend"], user_id=["4"])
   assert result["version"] == 5 and not result["unknown_user"]
@@ -240,13 +232,13 @@ def test_demo_serves_the_pushed_model_and_prints_titles(export_dir, movies_csv, 
   assert f"Movie {result['recommend'][0]['movie_id']}, The" in out and "now stopped" in out
 
 
-def test_recsys_serve_with_the_committed_configs(export_dir, tmp_path):
+def test_recsys_serve_with_the_committed_configs(tiny_ncf_export, tmp_path):
   """`make serve`'s command in a subprocess: models.config resolved onto a local serving dir, labels on the two
   pushed versions, batching and metrics on; SIGTERM stops it cleanly."""
   serving_dir = tmp_path / "serving"
   (serving_dir / "ncf").mkdir(parents=True)
-  publish_version(export_dir, serving_dir / "ncf", 1700000000)
-  publish_version(export_dir, serving_dir / "ncf", 1700000100)
+  publish_version(tiny_ncf_export, serving_dir / "ncf", 1700000000)
+  publish_version(tiny_ncf_export, serving_dir / "ncf", 1700000100)
   rest_port = portpicker.pick_unused_port()
   config = REPO / "serving" / "config"
   process = subprocess.Popen(
