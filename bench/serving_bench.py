@@ -8,11 +8,13 @@ throughput with 32 concurrent callers with batching on (serving/config/batching_
 alternate between the servers in short rounds and report medians, so that other work on a shared machine
 weighs on both sides alike. Beside them, bench/grpc_floor_server.py answers every Predict with one fixed response
 (no model, no server work): the Python gRPC floor under the same client, at concurrency 1 and 32, which bounds
-what the server's overhead and batching gain can reach on the machine.
+what the server's overhead and batching gain can reach on the machine; a second floor server answers the same
+way after the batch thread's hand-off (--batch_thread), the floor of a batched request.
 
 Usage:
   .venv/bin/python bench/serving_bench.py                      # ml-100k-shaped model (943 users, 1682 movies)
   .venv/bin/python bench/serving_bench.py --model_dir out/serving/ncf/<version>   # e.g. the model `make run` pushed
+  .venv/bin/python bench/serving_bench.py --compare_server_flags="--tensorflow_inter_op_parallelism=-1"
 """
 import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
 import argparse
@@ -28,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -46,6 +48,7 @@ BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
 ML100K_USERS, ML100K_MOVIES, ML100K_RATINGS_PER_USER = 943, 1682, 106  # ml-100k: 100,000 ratings
 IN_PROCESS_BATCH = 32  # the callers of the throughput phases
 GRPC_FLOOR = "grpc_floor"  # bench/grpc_floor_server.py: Predict answered with a fixed response
+GRPC_FLOOR_BATCHED = "grpc_floor_batch_thread"  # the same, each answer through a batch thread (--batch_thread)
 
 
 def build_ml100k_shaped_model(export_dir: Path) -> None:
@@ -146,13 +149,13 @@ def server_python_per_predict(model_dir: Path, calls: int) -> Dict[str, float]:
           "record_request": best_us(lambda: recorder.record_request("ncf", "predict", "GRPC", "OK", 1e-3, 1))}
 
 
-def model_server_command(base_path: Path, batching_file: Optional[Path]) -> List[str]:
-  """`recsys serve --server embedded` on a free port (batching with `batching_file`)."""
+def model_server_command(base_path: Path, batching_file: Optional[Path], flags: Sequence[str] = ()) -> List[str]:
+  """`recsys serve --server embedded` on a free port (batching with `batching_file`), with `flags` added."""
   command = [sys.executable, "-m", "pipeline.cli", "serve", "--server", "embedded", "--port", "0",
              "--model_name", "ncf", "--model_base_path", str(base_path), "--file_system_poll_wait_seconds", "0"]
   if batching_file is not None:
     command += ["--enable_batching", "--batching_parameters_file", str(batching_file)]
-  return command
+  return command + list(flags)
 
 
 def predict_response(target: str, users: List[str], movies: List[str]) -> bytes:
@@ -193,6 +196,9 @@ def main() -> None:
   parser.add_argument("--calls", type=int, default=2000, help="In-process calls per signature.")
   parser.add_argument("--compare_batching_file", type=Path, default=None,
                       help="Another BatchingParameters file to measure beside the shipped one (tuning).")
+  parser.add_argument("--compare_server_flags", default="",
+                      help="Server flags to measure beside the shipped configuration (the shipped batching file "
+                           "plus these), e.g. \"--tensorflow_inter_op_parallelism=-1\".")
   args = parser.parse_args()
 
   model_dir = args.model_dir
@@ -213,29 +219,42 @@ def main() -> None:
   result["in_process"] = in_process_floor(model_dir, users, movies, args.calls)
   result["server_python_per_predict_cpu_us"] = server_python_per_predict(model_dir, args.calls)
 
-  configs = {"batching_on": BATCHING_FILE, "batching_off": None}
+  # name -> (BatchingParameters file or None for batching off, extra server flags)
+  configs = {"batching_on": (BATCHING_FILE, ()), "batching_off": (None, ())}
   if args.compare_batching_file is not None:
-    configs["batching_compared"] = args.compare_batching_file
+    configs["batching_compared"] = (args.compare_batching_file, ())
+  if args.compare_server_flags:
+    configs["batching_on_flags"] = (BATCHING_FILE, tuple(args.compare_server_flags.split()))
+    result["compared_server_flags"] = args.compare_server_flags
   with tempfile.TemporaryDirectory() as work:
     base = Path(work) / "ncf"
     base.mkdir()
     (base / "1").symlink_to(model_dir.resolve())
-    servers = {name: ServerProcess(model_server_command(base, path)) for name, path in configs.items()}
+    servers = {name: ServerProcess(model_server_command(base, path, flags))
+               for name, (path, flags) in configs.items()}
     try:
       on = servers["batching_on"].target
       response_file = Path(work) / "predict_response.bin"
       response_file.write_bytes(predict_response(on, users, movies))
-      servers[GRPC_FLOOR] = ServerProcess([sys.executable, str(REPO / "bench" / "grpc_floor_server.py"),
-                                           "--response", str(response_file)])
-      floor_target = servers[GRPC_FLOOR].target
+      floor_command = [sys.executable, str(REPO / "bench" / "grpc_floor_server.py"), "--response", str(response_file)]
+      servers[GRPC_FLOOR] = ServerProcess(floor_command)
+      servers[GRPC_FLOOR_BATCHED] = ServerProcess(floor_command + ["--batch_thread"])
       result["concurrency_1"] = {  # the latency targets are for the shipped configuration
           "predict_1x1": summary(run_loadtest(on, "predict", 1, args.seconds, users=users, movies=movies)),
           "recommend": summary(run_loadtest(on, "recommend", 1, args.seconds, users=users)),
-          "grpc_floor_predict_1x1": summary(run_loadtest(floor_target, "predict", 1, args.seconds, users=users,
-                                                         movies=movies)),
       }
+      if "batching_on_flags" in servers:
+        flagged = servers["batching_on_flags"].target
+        result["concurrency_1"]["flags_predict_1x1"] = summary(run_loadtest(
+            flagged, "predict", 1, args.seconds, users=users, movies=movies))
+        result["concurrency_1"]["flags_recommend"] = summary(run_loadtest(
+            flagged, "recommend", 1, args.seconds, users=users))
+      for floor in (GRPC_FLOOR, GRPC_FLOOR_BATCHED):
+        result["concurrency_1"][f"{floor}_predict_1x1"] = summary(run_loadtest(
+            servers[floor].target, "predict", 1, args.seconds, users=users, movies=movies))
       rounds = {name: {"predict_1x1": [], "recommend": []} for name in configs}
-      rounds[GRPC_FLOOR] = {"predict_1x1": []}  # it answers Predict's response to every request
+      for floor in (GRPC_FLOOR, GRPC_FLOOR_BATCHED):
+        rounds[floor] = {"predict_1x1": []}  # they answer Predict's response to every request
       for _ in range(args.rounds):
         for name, server in servers.items():
           rounds[name]["predict_1x1"].append(summary(run_loadtest(
@@ -277,10 +296,25 @@ def main() -> None:
       # The most any batching could gain here: the gRPC floor's QPS (no model, no server work) over batching off.
       "predict_c32_grpc_floor_over_off": (c32[GRPC_FLOOR]["predict_1x1"]["median_qps"]
                                           / c32["batching_off"]["predict_1x1"]["median_qps"]),
+      # The same with the batch thread's hand-off: what batching in this server's design could gain at most.
+      "predict_c32_batch_thread_floor_over_off": (c32[GRPC_FLOOR_BATCHED]["predict_1x1"]["median_qps"]
+                                                  / c32["batching_off"]["predict_1x1"]["median_qps"]),
+      "grpc_floor_batch_thread_predict_1x1_p50_ms": c1[f"{GRPC_FLOOR_BATCHED}_predict_1x1"]["latency_ms"]["p50"],
       "recommend_c32_qps_on_over_off": (c32["batching_on"]["recommend"]["median_qps"]
                                         / c32["batching_off"]["recommend"]["median_qps"]),
       "errors": sum(c1[m]["errors"] for m in c1) + sum(v["errors"] for by in c32.values() for v in by.values()),
   }
+  if "batching_on_flags" in c32:  # the shipped configuration with --compare_server_flags
+    result["summary"].update({
+        "flags_predict_1x1_server_overhead_p50_ms": (c1["flags_predict_1x1"]["latency_ms"]["p50"]
+                                                     - floor["predict_1x1"]["p50"]),
+        "flags_recommend_server_overhead_p50_ms": (c1["flags_recommend"]["latency_ms"]["p50"]
+                                                   - floor["recommend"]["p50"]),
+        "flags_predict_c32_qps_on_over_off": (c32["batching_on_flags"]["predict_1x1"]["median_qps"]
+                                              / c32["batching_off"]["predict_1x1"]["median_qps"]),
+        "flags_recommend_c32_qps_on_over_off": (c32["batching_on_flags"]["recommend"]["median_qps"]
+                                                / c32["batching_off"]["recommend"]["median_qps"]),
+    })
   print(json.dumps(result, indent=2))
 
 
