@@ -3,6 +3,7 @@ that several files serve."""
 import components.keras3  # noqa: F401  (first: Keras 3 before TensorFlow)
 import fcntl
 import os
+import shutil
 
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def tiny_ncf_export(tmp_path_factory, worker_id) -> Path:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if not path.is_dir():
       staging = shared / "tiny-ncf-export.staging"
+      shutil.rmtree(staging, ignore_errors=True)  # what a worker that failed here left
       export_tiny_ncf_model(staging)
       staging.rename(path)  # complete or absent: a failed build leaves no half export behind for the others
   return path

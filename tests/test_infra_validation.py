@@ -161,7 +161,7 @@ def test_signatures_the_server_cannot_answer_right_are_named_and_not_pushed(exam
 
 
 def test_a_model_whose_version_fails_to_load_is_refused_with_the_server_error(tiny_ncf_export, examples, tmp_path,
-                                                                              servers):
+                                                                                   servers):
   export = tmp_path / "bad-warmup"
   shutil.copytree(tiny_ncf_export, export)
   write_warmup_for_missing_signature(export, "missing")
@@ -182,8 +182,8 @@ def test_a_server_that_exits_or_is_too_slow_is_stopped_and_named(tiny_ncf_export
                            InfraValidationConfig(server="tfs", load_timeout_s=120.0))
   assert exited.reason.startswith("the tensorflow_model_server exited with status 2 before model")
   assert "tensorflow_model_server is not on PATH" in exited.reason
-  _, _, slow = _validate(tmp_path / "slow", tiny_ncf_export, examples, InfraValidationConfig(server="embedded",
-                                                                                        load_timeout_s=0.0))
+  _, _, slow = _validate(tmp_path / "slow", tiny_ncf_export, examples,
+                         InfraValidationConfig(server="embedded", load_timeout_s=0.0))
   assert "was not AVAILABLE on the embedded server after 0 s" in slow.reason
   assert not exited.blessed and not slow.blessed
   assert [served.process.poll() is not None for served in servers] == [True, True]
