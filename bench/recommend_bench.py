@@ -35,7 +35,8 @@ from components import trainer
 from components.hparams import ModelConfig, TrainConfig
 from pipeline.data.synthetic import GENRES
 from pipeline.recommender.loadtest import run_loadtest
-from bench.serving_bench import BATCHING_FILE, IN_PROCESS_BATCH, ServerProcess, machine, percentiles_ms, summary
+from bench.serving_bench import (BATCHING_FILE, IN_PROCESS_BATCH, ServerProcess, machine, model_server_command,
+                                 percentiles_ms, summary)
 from tests.support import testdata
 
 CATALOGS = {1682: "ml-100k", 9742: "ml-latest-small", 59047: "ml-25m"}
@@ -152,7 +153,7 @@ def bench_catalog(catalog_size: int, args: argparse.Namespace) -> Dict:
     model_export.export_serving_model(model, tf_transform_output, export_dir, TRAIN, "ncf")
     result["recall_at_10"] = recall_at_k(export_dir, model, tf_transform_output, args.recall_users)
     result["in_process_ms"] = in_process_ms(export_dir, users, args.calls)
-    server = ServerProcess(base, BATCHING_FILE)
+    server = ServerProcess(model_server_command(base, BATCHING_FILE))
     try:
       result["server_concurrency_1"] = summary(run_loadtest(server.target, "recommend", 1, args.seconds,
                                                             users=users))
