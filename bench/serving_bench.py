@@ -40,15 +40,17 @@ from components import signatures
 from pipeline.recommender.client import DEFAULT_MODEL
 from pipeline.recommender.loadtest import request_factory, run_loadtest
 from serving import client as client_lib
+from serving import config_files
 from serving.client_protos.tensorflow_serving.apis import prediction_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `tests.support` builds the bench model; run as a script from anywhere
-BATCHING_FILE = REPO / "serving" / "config" / "batching_parameters.txt"
+BATCHING_FILE = config_files.BATCHING_PARAMETERS_FILE
 ML100K_USERS, ML100K_MOVIES, ML100K_RATINGS_PER_USER = 943, 1682, 106  # ml-100k: 100,000 ratings
 IN_PROCESS_BATCH = 32  # the callers of the throughput phases
 GRPC_FLOOR = "grpc_floor"  # bench/grpc_floor_server.py: Predict answered with a fixed response
-GRPC_FLOOR_BATCHED = "grpc_floor_batch_thread"  # the same, each answer through a batch thread (--batch_thread)
+GRPC_FLOOR_BATCHED = "grpc_floor_batch_thread"  # the same, each answer through the batch queue (--batch_thread)
+C1_SERVERS = {"": "batching_on", "flags_": "batching_on_flags"}  # key prefix -> server measured at concurrency 1
 
 
 def build_ml100k_shaped_model(export_dir: Path) -> None:
@@ -239,16 +241,15 @@ def main() -> None:
       floor_command = [sys.executable, str(REPO / "bench" / "grpc_floor_server.py"), "--response", str(response_file)]
       servers[GRPC_FLOOR] = ServerProcess(floor_command)
       servers[GRPC_FLOOR_BATCHED] = ServerProcess(floor_command + ["--batch_thread"])
-      result["concurrency_1"] = {  # the latency targets are for the shipped configuration
-          "predict_1x1": summary(run_loadtest(on, "predict", 1, args.seconds, users=users, movies=movies)),
-          "recommend": summary(run_loadtest(on, "recommend", 1, args.seconds, users=users)),
-      }
-      if "batching_on_flags" in servers:
-        flagged = servers["batching_on_flags"].target
-        result["concurrency_1"]["flags_predict_1x1"] = summary(run_loadtest(
-            flagged, "predict", 1, args.seconds, users=users, movies=movies))
-        result["concurrency_1"]["flags_recommend"] = summary(run_loadtest(
-            flagged, "recommend", 1, args.seconds, users=users))
+      # The latency targets are for the shipped configuration (no prefix); "flags_": --compare_server_flags.
+      result["concurrency_1"] = {}
+      for prefix, name in C1_SERVERS.items():
+        if name in servers:
+          target = servers[name].target
+          result["concurrency_1"][f"{prefix}predict_1x1"] = summary(run_loadtest(
+              target, "predict", 1, args.seconds, users=users, movies=movies))
+          result["concurrency_1"][f"{prefix}recommend"] = summary(run_loadtest(
+              target, "recommend", 1, args.seconds, users=users))
       for floor in (GRPC_FLOOR, GRPC_FLOOR_BATCHED):
         result["concurrency_1"][f"{floor}_predict_1x1"] = summary(run_loadtest(
             servers[floor].target, "predict", 1, args.seconds, users=users, movies=movies))
@@ -279,43 +280,39 @@ def main() -> None:
   floor, eager = result["in_process"]["session"], result["in_process"]["eager"]
   result["summary"] = {
       "predict_1x1_p99_ms": c1["predict_1x1"]["latency_ms"]["p99"],
-      # Over the model as the server runs it in process: gRPC both ways, checks, conversions, batching.
-      "predict_1x1_server_overhead_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - floor["predict_1x1"]["p50"],
       # Over the TF2 signature as a Python user calls it (the floor of earlier runs of this bench).
       "predict_1x1_over_eager_call_p50_ms": c1["predict_1x1"]["latency_ms"]["p50"] - eager["predict_1x1"]["p50"],
       # The same client against a server that answers a fixed response: what gRPC in Python costs by itself.
       "grpc_floor_predict_1x1_p50_ms": c1["grpc_floor_predict_1x1"]["latency_ms"]["p50"],
       "recommend_p99_ms": c1["recommend"]["latency_ms"]["p99"],
-      "recommend_server_overhead_p50_ms": c1["recommend"]["latency_ms"]["p50"] - floor["recommend"]["p50"],
       "recommend_over_eager_call_p50_ms": c1["recommend"]["latency_ms"]["p50"] - eager["recommend"]["p50"],
       # The most batching could gain for `recommend` with no server cost at all: 1-user calls vs 32-user calls.
       "recommend_in_process_batch_gain": (IN_PROCESS_BATCH * floor["recommend"]["p50"]
                                           / floor[f"recommend_batch_{IN_PROCESS_BATCH}"]["p50"]),
-      "predict_c32_qps_on_over_off": (c32["batching_on"]["predict_1x1"]["median_qps"]
-                                      / c32["batching_off"]["predict_1x1"]["median_qps"]),
       # The most any batching could gain here: the gRPC floor's QPS (no model, no server work) over batching off.
       "predict_c32_grpc_floor_over_off": (c32[GRPC_FLOOR]["predict_1x1"]["median_qps"]
                                           / c32["batching_off"]["predict_1x1"]["median_qps"]),
-      # The same with the batch thread's hand-off: what batching in this server's design could gain at most.
+      # The same through the server's batch queue: what batching in this server's design could gain at most.
       "predict_c32_batch_thread_floor_over_off": (c32[GRPC_FLOOR_BATCHED]["predict_1x1"]["median_qps"]
                                                   / c32["batching_off"]["predict_1x1"]["median_qps"]),
       "grpc_floor_batch_thread_predict_1x1_p50_ms": c1[f"{GRPC_FLOOR_BATCHED}_predict_1x1"]["latency_ms"]["p50"],
-      "recommend_c32_qps_on_over_off": (c32["batching_on"]["recommend"]["median_qps"]
-                                        / c32["batching_off"]["recommend"]["median_qps"]),
       "errors": sum(c1[m]["errors"] for m in c1) + sum(v["errors"] for by in c32.values() for v in by.values()),
   }
-  if "batching_on_flags" in c32:  # the shipped configuration with --compare_server_flags
-    result["summary"].update({
-        "flags_predict_1x1_server_overhead_p50_ms": (c1["flags_predict_1x1"]["latency_ms"]["p50"]
-                                                     - floor["predict_1x1"]["p50"]),
-        "flags_recommend_server_overhead_p50_ms": (c1["flags_recommend"]["latency_ms"]["p50"]
-                                                   - floor["recommend"]["p50"]),
-        "flags_predict_c32_qps_on_over_off": (c32["batching_on_flags"]["predict_1x1"]["median_qps"]
-                                              / c32["batching_off"]["predict_1x1"]["median_qps"]),
-        "flags_recommend_c32_qps_on_over_off": (c32["batching_on_flags"]["recommend"]["median_qps"]
-                                                / c32["batching_off"]["recommend"]["median_qps"]),
-    })
+  for prefix, name in C1_SERVERS.items():
+    if name in c32:
+      result["summary"].update(overhead_and_gain(c1, c32, floor, prefix, name))
   print(json.dumps(result, indent=2))
+
+
+def overhead_and_gain(c1: Dict, c32: Dict, floor: Dict, prefix: str, name: str) -> Dict[str, float]:
+  """For the batching server `name` (its concurrency-1 phases keyed with `prefix`): p50 over the model as the server
+  runs it in process (gRPC both ways, checks, conversions, batching), and QPS at 32 callers over batching off."""
+  result = {}
+  for mode, signature in (("predict_1x1", "predict"), ("recommend", "recommend")):
+    result[f"{prefix}{mode}_server_overhead_p50_ms"] = c1[f"{prefix}{mode}"]["latency_ms"]["p50"] - floor[mode]["p50"]
+    result[f"{prefix}{signature}_c32_qps_on_over_off"] = (c32[name][mode]["median_qps"]
+                                                          / c32["batching_off"][mode]["median_qps"])
+  return result
 
 
 def summary(result) -> Dict:
