@@ -2,11 +2,14 @@
 
 For each catalog (1,682 / 9,742 / 59,047 movies: ml-100k, ml-latest-small and ml-25m) it trains the project's
 NeuMF (default ModelConfig) briefly on made-up ratings through the real Transform + Trainer path, exports it with
-`components.model_export.export_serving_model` as the pipeline does, and measures: the in-process `recommend`
-call (1 user, and 32 users in one call), `recommend` through `recsys serve --server embedded` (batching on,
-the shipped config) at concurrency 1 and with 32 callers, and recall@10 of the exported `recommend` against the
-exhaustive NeuMF ranking (the Keras model scoring every known movie) over 1,000 users. Trained models are cached
-under --cache_dir; the export is redone every run, so the numbers are always those of the current export code.
+`components.model_export.export_serving_model` as the pipeline does, once with each `recommend`
+(TrainConfig.recommend_precompute: lists ranked at export, the default, and ranked per request), and measures
+for each: the export's seconds, the in-process `recommend` call (1 user, and 32 users in one call), `recommend`
+through `recsys serve --server embedded` (batching on, the shipped config) at concurrency 1 and with 32 callers
+(after a 2 s warm-up; the load comes from `recsys loadtest`, the TF-free client, in a process of its own, so the
+client is what a user runs and not this process with its trained models), and recall@10 of the exported `recommend` against the exhaustive NeuMF ranking (the Keras model scoring every
+known movie) over 1,000 users. Trained models are cached under --cache_dir; the exports are redone every run,
+so the numbers are always those of the current export code.
 
 Usage (from the repository root; it imports bench.serving_bench and tests.support):
   .venv/bin/python -m bench.recommend_bench                    # all three catalogs
@@ -18,6 +21,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +38,8 @@ from components import model_export
 from components import trainer
 from components.hparams import ModelConfig, TrainConfig
 from pipeline.data.synthetic import GENRES
-from pipeline.recommender.loadtest import run_loadtest
-from bench.serving_bench import (BATCHING_FILE, IN_PROCESS_BATCH, ServerProcess, machine, model_server_command,
-                                 percentiles_ms, summary)
+from bench.serving_bench import (BATCHING_FILE, IN_PROCESS_BATCH, REPO, ServerProcess, machine, model_server_command,
+                                 percentiles_ms)
 from tests.support import testdata
 
 CATALOGS = {1682: "ml-100k", 9742: "ml-latest-small", 59047: "ml-25m"}
@@ -44,6 +47,7 @@ USERS = 2000
 TASTE_FACTORS = 8
 RECALL_K = 10
 TRAIN = TrainConfig(epochs=2)
+EXPORTS = {"precomputed": True, "per_request": False}  # name -> TrainConfig.recommend_precompute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,12 +114,11 @@ def exhaustive_top_k(model: keras.Model, known_movies: int, users: np.ndarray, k
   return np.stack([top(tf.constant(u, tf.int64)).numpy() for u in users])
 
 
-def recall_at_k(export_dir: Path, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-                users: int) -> float:
-  """Share of the exhaustive top-k movies that the exported `recommend` returns, over the first `users` users."""
-  user_vocab = tf_transform_output.vocabulary_by_name(features.USER_ID)[:users]
+def recall_at_k(export_dir: Path, expected: np.ndarray, tf_transform_output: tft.TFTransformOutput) -> float:
+  """Share of the exhaustive top-k movies (`expected`, movie indices of the first users) that the exported
+  `recommend` returns for those users."""
+  user_vocab = tf_transform_output.vocabulary_by_name(features.USER_ID)[:len(expected)]
   movie_vocab = np.array(tf_transform_output.vocabulary_by_name(features.MOVIE_ID), dtype=object)
-  expected = exhaustive_top_k(model, len(movie_vocab), np.arange(len(user_vocab)), RECALL_K)
   recommend = tf.saved_model.load(str(export_dir)).signatures["recommend"]
   hits = 0
   for start in range(0, len(user_vocab), 100):
@@ -142,25 +145,48 @@ def in_process_ms(export_dir: Path, users: List[str], calls: int) -> Dict[str, D
   return results
 
 
+WARM_UP_S = 2.0
+
+
+def load_phase(target: str, concurrency: int, seconds: float, ids_file: Path) -> Dict:
+  """`recommend` load from `recsys loadtest` (its own process): QPS, latency, errors, client CPU per request."""
+  done = subprocess.run([sys.executable, "-m", "pipeline.cli", "loadtest", "--target", target, "--mode", "recommend",
+                         "--concurrency", str(concurrency), "--duration", str(seconds), "--ids", str(ids_file),
+                         "--json"], cwd=REPO, capture_output=True, text=True, check=False)
+  if done.returncode not in (0, 1):  # 1: the run had errors, which the result counts
+    sys.exit(f"recsys loadtest failed ({done.returncode}): {done.stderr[-2000:]}")
+  result = json.loads(done.stdout)
+  return {"qps": result["qps"], "latency_ms": result["latency_ms"], "errors": sum(result["errors"].values()),
+          "requests": result["requests"], "client_cpu_ms_per_request": result["client_cpu_ms_per_request"]}
+
+
 def bench_catalog(catalog_size: int, args: argparse.Namespace) -> Dict:
   model, tf_transform_output = trained_model(catalog_size, args.cache_dir)
   users = [u.decode() for u in tf_transform_output.vocabulary_by_name(features.USER_ID)]
-  result = {"catalog": CATALOGS.get(catalog_size, "custom"),
-            "movies": tf_transform_output.vocabulary_size_by_name(features.MOVIE_ID), "users": len(users)}
-  with tempfile.TemporaryDirectory() as work:
-    base = Path(work) / "ncf"
-    export_dir = base / "1"
-    model_export.export_serving_model(model, tf_transform_output, export_dir, TRAIN, "ncf")
-    result["recall_at_10"] = recall_at_k(export_dir, model, tf_transform_output, args.recall_users)
-    result["in_process_ms"] = in_process_ms(export_dir, users, args.calls)
-    server = ServerProcess(model_server_command(base, BATCHING_FILE))
-    try:
-      result["server_concurrency_1"] = summary(run_loadtest(server.target, "recommend", 1, args.seconds,
-                                                            users=users))
-      result["server_concurrency_32"] = summary(run_loadtest(server.target, "recommend", 32, args.seconds,
-                                                             users=users))
-    finally:
-      server.stop()
+  movies = tf_transform_output.vocabulary_size_by_name(features.MOVIE_ID)
+  result = {"catalog": CATALOGS.get(catalog_size, "custom"), "movies": movies, "users": len(users)}
+  expected = exhaustive_top_k(model, movies, np.arange(min(args.recall_users, len(users))), RECALL_K)
+  ids = {"users": users, "movies": [m.decode() for m in tf_transform_output.vocabulary_by_name(features.MOVIE_ID)]}
+  for name, precompute in EXPORTS.items():
+    with tempfile.TemporaryDirectory() as work:
+      ids_file = Path(work) / "ids.json"
+      ids_file.write_text(json.dumps(ids))
+      base = Path(work) / "ncf"
+      export_dir = base / "1"
+      started = time.perf_counter()
+      model_export.export_serving_model(model, tf_transform_output, export_dir,
+                                        dataclasses.replace(TRAIN, recommend_precompute=precompute), "ncf")
+      export = {"export_s": time.perf_counter() - started,
+                "recall_at_10": recall_at_k(export_dir, expected, tf_transform_output),
+                "in_process_ms": in_process_ms(export_dir, users, args.calls)}
+      server = ServerProcess(model_server_command(base, BATCHING_FILE))
+      try:
+        load_phase(server.target, 1, WARM_UP_S, ids_file)
+        for concurrency in (1, 32):
+          export[f"server_concurrency_{concurrency}"] = load_phase(server.target, concurrency, args.seconds, ids_file)
+      finally:
+        server.stop()
+    result[name] = export
   return result
 
 

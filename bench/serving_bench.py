@@ -322,9 +322,12 @@ def summary(result) -> Dict:
 
 def machine() -> Dict[str, str]:
   lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-  model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "")
-  return {"cpus": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
-          "tensorflow": tf.__version__}
+  fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lscpu.splitlines()
+                                                           if ":" in line)}
+  # "AMD EPYC" names VMs of several generations whose speed differs 2x: family and model tell them apart.
+  return {"cpus": str(os.cpu_count()), "cpu": fields.get("Model name", ""),
+          "cpu_family_model": f"{fields.get('CPU family', '')}/{fields.get('Model', '')}",
+          "python": platform.python_version(), "tensorflow": tf.__version__}
 
 
 if __name__ == "__main__":

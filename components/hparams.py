@@ -66,6 +66,10 @@ class TrainConfig:
   # `recommend` re-ranks this many movies, picked by a cheap score, with the exact NeuMF; catalogs up to this size
   # are ranked exactly. 500 keeps recall@10 vs exhaustive ranking >= 0.95 at 59,047 movies (BENCHMARKS.md).
   recommend_candidates: int = 500
+  # The export ranks every user row (vocabulary and OOV buckets) once as above and `recommend` gathers the row's
+  # lists: the same answers at a gather's cost whatever the catalog, for an export that scores users x catalog
+  # once (BENCHMARKS.md, `recommend` at catalog scale). False: `recommend` ranks per request.
+  recommend_precompute: bool = True
   vocab_oov_buckets: int = 1
   seed: int = 7  # seeds weight init, shuffling and negative sampling
   # Start from the latest blessed model (the Trainer's base_model, components/warm_start.py): its rows of the ids

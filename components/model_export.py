@@ -3,9 +3,12 @@
 The signatures and their input and output names are the contract in `components/signatures.py`. `recommend`
 ranks the movies of the vocabulary (OOV buckets excluded) with `CatalogRanker`: a cheap candidate score over the
 whole catalog, then the exact NeuMF over `recommend_candidates` movies (all of them when the catalog is no
-larger, which is exact). Warmup requests for TF Serving go to `signatures.WARMUP_FILE`.
+larger, which is exact). With `recommend_precompute` the export runs it once for every user row and `recommend`
+gathers the row's list (`PrecomputedRanker`). Warmup requests for TF Serving go to `signatures.WARMUP_FILE`.
 """
 import functools
+import logging
+import time
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
@@ -23,6 +26,7 @@ from components import model as ncf_model
 from components import signatures
 from components.hparams import TrainConfig
 
+_LOG = logging.getLogger(__name__)
 WARMUP_BATCH = 4
 # The serving SavedModel's {weight path: variable} of the Keras model (what warm start reads back).
 MODEL_WEIGHTS = "model_weights"
@@ -119,6 +123,11 @@ class CatalogRanker(tf.Module):
     self._candidate_table = tf.Variable(np.concatenate([movie_gmf, movie_liked, candidate_bias[:, None]], 1).T,
                                         trainable=False, name="movie_candidate_table")  # [G + L + 1, M]
 
+  @property
+  def num_users(self) -> int:
+    """User rows (vocabulary and OOV buckets): the user indices `top_k` takes are below this."""
+    return int(self._user_gmf.shape[0])
+
   def top_k(self, users: tf.Tensor, k: int) -> Tuple[tf.Tensor, tf.Tensor]:
     """int64 [B] user indices -> (int32 [B, k] movie indices, float32 [B, k] scores), best first."""
     user_gmf = tf.gather(self._user_gmf, users)
@@ -149,6 +158,38 @@ class CatalogRanker(tf.Module):
     return tf.tensordot(hidden, self._head_mlp_kernel, 1)
 
 
+class PrecomputedRanker(tf.Module):
+  """The top K of every user row, ranked once by a CatalogRanker: `top_k` is a gather, at any catalog size.
+
+  Ranks `chunk` users per call (a [chunk, catalog] score matrix at a time) and logs progress every `progress_s`
+  seconds; holds two [users, K] tables (int32 movie indices, float32 scores), not the ranker's movie tables.
+  """
+
+  def __init__(self, ranker: CatalogRanker, k: int, chunk: int = 256, progress_s: float = 30.0):
+    super().__init__()
+    rank = tf.function(functools.partial(ranker.top_k, k=k), input_signature=[tf.TensorSpec([None], tf.int64)])
+    started = last_line = time.monotonic()
+    movies, scores = [], []
+    for start in range(0, ranker.num_users, chunk):
+      chunk_movies, chunk_scores = rank(tf.range(start, min(start + chunk, ranker.num_users), dtype=tf.int64))
+      movies.append(chunk_movies)
+      scores.append(chunk_scores)
+      if time.monotonic() - last_line >= progress_s:
+        last_line = time.monotonic()
+        _LOG.info("recommend: ranked %d of %d users", min(start + chunk, ranker.num_users), ranker.num_users)
+    self._k = k
+    self._movies = tf.Variable(tf.concat(movies, 0), trainable=False, name="recommended_movies")
+    self._scores = tf.Variable(tf.concat(scores, 0), trainable=False, name="recommended_scores")
+    _LOG.info("recommend: ranked every user row (%d, top %d) in %.1f s", ranker.num_users, k,
+              time.monotonic() - started)
+
+  def top_k(self, users: tf.Tensor, k: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """As CatalogRanker.top_k, for the K the tables were ranked for."""
+    if k != self._k:
+      raise ValueError(f"the precomputed lists hold the top {self._k}, not {k}")
+    return tf.gather(self._movies, users), tf.gather(self._scores, users)
+
+
 class TransformGraph(tf.Module):
   """Transform's graph applied to raw features: what `TFTransformOutput.transform_features_layer()` does, without
   the tf_keras Model around it.
@@ -174,7 +215,7 @@ class NcfServingModule(tf.Module):
   signatures."""
 
   def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput, recommend_k: int,
-               recommend_candidates: int, liked_blend: float):
+               recommend_candidates: int, liked_blend: float, recommend_precompute: bool):
     super().__init__()
     if recommend_candidates < recommend_k:
       raise ValueError(f"TrainConfig.recommend_candidates ({recommend_candidates}) must be at least "
@@ -192,8 +233,9 @@ class NcfServingModule(tf.Module):
     self._movie_vocab = tf.constant(movie_vocab, tf.string)
     self._k = min(recommend_k, len(movie_vocab))
     self._liked_blend = liked_blend
-    self._ranker = CatalogRanker(model, tf_transform_output.vocabulary_size_by_name(features.USER_ID),
-                                 len(movie_vocab), recommend_candidates, liked_blend)
+    ranker = CatalogRanker(model, tf_transform_output.vocabulary_size_by_name(features.USER_ID), len(movie_vocab),
+                           recommend_candidates, liked_blend)
+    self._ranker = PrecomputedRanker(ranker, self._k) if recommend_precompute else ranker
 
   def _heads(self, raw_ids: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     transformed = self.transform(raw_ids)
@@ -257,7 +299,7 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
                          config: TrainConfig, model_name: str) -> None:
   """Saves `model` with the serving_default / predict / recommend signatures and warmup requests."""
   module = NcfServingModule(model, tf_transform_output, config.recommend_k, config.recommend_candidates,
-                            config.liked_blend)
+                            config.liked_blend, config.recommend_precompute)
   tf.saved_model.save(module, str(export_dir), signatures={
       signatures.SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
       signatures.PREDICT: module.predict.get_concrete_function(),

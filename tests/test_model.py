@@ -244,7 +244,8 @@ def test_recommend_candidate_stage_keeps_the_exhaustive_top_k(trained):
   k = testdata.TINY_TRAIN.recommend_k
   candidates = 25  # of the 40 movies: the cheap candidate score picks, the exact NeuMF re-ranks
   assert catalog.known_movies > candidates
-  module = model_export.NcfServingModule(trained["model"], output, k, candidates, testdata.TINY_TRAIN.liked_blend)
+  module = model_export.NcfServingModule(trained["model"], output, k, candidates, testdata.TINY_TRAIN.liked_blend,
+                                         recommend_precompute=False)
   users = output.vocabulary_by_name(features.USER_ID)
   result = module.recommend(tf.constant(users + [b"never-seen"]))
   movie_ids, scores = result["movie_ids"].numpy(), result["scores"].numpy()
@@ -262,7 +263,26 @@ def test_recommend_candidate_stage_keeps_the_exhaustive_top_k(trained):
   # Cold start as with the whole catalog ranked: the unseen user's list is the exhaustive one's.
   assert set(movie_ids[-1]) == set(_exhaustive_top_k(trained, [b"never-seen"], k)[0])
   with pytest.raises(ValueError, match="recommend_candidates"):
-    model_export.NcfServingModule(trained["model"], output, k, k - 1, testdata.TINY_TRAIN.liked_blend)
+    model_export.NcfServingModule(trained["model"], output, k, k - 1, testdata.TINY_TRAIN.liked_blend,
+                                  recommend_precompute=False)
+
+
+def test_precomputed_lists_are_the_ranking_per_request_and_replace_its_tables(trained):
+  output, k = trained["output"], testdata.TINY_TRAIN.recommend_k
+  users = tf.constant(output.vocabulary_by_name(features.USER_ID) + [b"never-seen"])
+  candidates = 25  # the candidate stage, not the exact path: both must give the same lists
+  live, precomputed = (model_export.NcfServingModule(trained["model"], output, k, candidates,
+                                                     testdata.TINY_TRAIN.liked_blend, recommend_precompute=precompute)
+                       for precompute in (False, True))
+  expected, got = live.recommend(users), precomputed.recommend(users)
+  np.testing.assert_array_equal(got["movie_ids"].numpy(), expected["movie_ids"].numpy())
+  np.testing.assert_allclose(got["scores"].numpy(), expected["scores"].numpy(), rtol=1e-6)
+  # Every user row has its list (the OOV bucket's is what unseen users get); the ranker's movie tables are gone.
+  rows = output.num_buckets_for_transformed_feature(features.USER_ID)
+  shapes = {v.name.split(":")[0]: tuple(v.shape) for v in precomputed.variables}
+  assert shapes["recommended_movies"] == shapes["recommended_scores"] == (rows, k)
+  assert "movie_candidate_table" in {v.name.split(":")[0] for v in live.variables}
+  assert not {"movie_candidate_table", "movie_first_layer"} & set(shapes)
 
 
 def test_unseen_user_gets_popular_movies(trained):

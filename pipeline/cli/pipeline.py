@@ -37,6 +37,8 @@ TRAIN_FLAGS = (
     "negative_sampler", "interaction_loss_weight", "liked_loss_weight",
     Flag("liked_blend", help="Ranking score = P(interaction) * P(liked) ** blend."),
     "id_dropout", "recommend_k", "recommend_candidates",
+    Flag("recommend_precompute", "no-recommend-precompute",
+         "`recommend` ranks per request instead of reading each user's list ranked once at export."),
     Flag("warm_start", help="Start the Trainer from the latest blessed model (ids both vocabularies know keep "
                             "their rows); the first run trains cold."),
     Flag("warm_start_epochs", help="Epochs of a warm-started Trainer (None: --epochs)."),
