@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +37,8 @@ from components import model_export
 from components import trainer
 from components.hparams import ModelConfig, TrainConfig
 from pipeline.data.synthetic import GENRES
-from bench.serving_bench import (BATCHING_FILE, IN_PROCESS_BATCH, REPO, ServerProcess, machine, model_server_command,
-                                 percentiles_ms)
+from bench.serving_bench import (BATCHING_FILE, IN_PROCESS_BATCH, ServerProcess, load_phase, machine,
+                                 model_server_command, percentiles_ms)
 from tests.support import testdata
 
 CATALOGS = {1682: "ml-100k", 9742: "ml-latest-small", 59047: "ml-25m"}
@@ -148,18 +147,6 @@ def in_process_ms(export_dir: Path, users: List[str], calls: int) -> Dict[str, D
 WARM_UP_S = 2.0
 
 
-def load_phase(target: str, concurrency: int, seconds: float, ids_file: Path) -> Dict:
-  """`recommend` load from `recsys loadtest` (its own process): QPS, latency, errors, client CPU per request."""
-  done = subprocess.run([sys.executable, "-m", "pipeline.cli", "loadtest", "--target", target, "--mode", "recommend",
-                         "--concurrency", str(concurrency), "--duration", str(seconds), "--ids", str(ids_file),
-                         "--json"], cwd=REPO, capture_output=True, text=True, check=False)
-  if done.returncode not in (0, 1):  # 1: the run had errors, which the result counts
-    sys.exit(f"recsys loadtest failed ({done.returncode}): {done.stderr[-2000:]}")
-  result = json.loads(done.stdout)
-  return {"qps": result["qps"], "latency_ms": result["latency_ms"], "errors": sum(result["errors"].values()),
-          "requests": result["requests"], "client_cpu_ms_per_request": result["client_cpu_ms_per_request"]}
-
-
 def bench_catalog(catalog_size: int, args: argparse.Namespace) -> Dict:
   model, tf_transform_output = trained_model(catalog_size, args.cache_dir)
   users = [u.decode() for u in tf_transform_output.vocabulary_by_name(features.USER_ID)]
@@ -181,9 +168,10 @@ def bench_catalog(catalog_size: int, args: argparse.Namespace) -> Dict:
                 "in_process_ms": in_process_ms(export_dir, users, args.calls)}
       server = ServerProcess(model_server_command(base, BATCHING_FILE))
       try:
-        load_phase(server.target, 1, WARM_UP_S, ids_file)
+        load_phase(server.target, "recommend", 1, WARM_UP_S, ids_file)
         for concurrency in (1, 32):
-          export[f"server_concurrency_{concurrency}"] = load_phase(server.target, concurrency, args.seconds, ids_file)
+          export[f"server_concurrency_{concurrency}"] = load_phase(server.target, "recommend", concurrency,
+                                                                   args.seconds, ids_file)
       finally:
         server.stop()
     result[name] = export

@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from components import signatures
 from pipeline.recommender.client import DEFAULT_MODEL
-from pipeline.recommender.loadtest import request_factory, run_loadtest
+from pipeline.recommender.loadtest import request_factory
 from serving import client as client_lib
 from serving import config_files
 from serving.client_protos.tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -236,6 +236,8 @@ def main() -> None:
                for name, (path, flags) in configs.items()}
     try:
       on = servers["batching_on"].target
+      ids_file = Path(work) / "ids.json"
+      ids_file.write_text(json.dumps({"users": list(users), "movies": list(movies)}))
       response_file = Path(work) / "predict_response.bin"
       response_file.write_bytes(predict_response(on, users, movies))
       floor_command = [sys.executable, str(REPO / "bench" / "grpc_floor_server.py"), "--response", str(response_file)]
@@ -246,23 +248,20 @@ def main() -> None:
       for prefix, name in C1_SERVERS.items():
         if name in servers:
           target = servers[name].target
-          result["concurrency_1"][f"{prefix}predict_1x1"] = summary(run_loadtest(
-              target, "predict", 1, args.seconds, users=users, movies=movies))
-          result["concurrency_1"][f"{prefix}recommend"] = summary(run_loadtest(
-              target, "recommend", 1, args.seconds, users=users))
+          result["concurrency_1"][f"{prefix}predict_1x1"] = load_phase(target, "predict", 1, args.seconds, ids_file)
+          result["concurrency_1"][f"{prefix}recommend"] = load_phase(target, "recommend", 1, args.seconds, ids_file)
       for floor in (GRPC_FLOOR, GRPC_FLOOR_BATCHED):
-        result["concurrency_1"][f"{floor}_predict_1x1"] = summary(run_loadtest(
-            servers[floor].target, "predict", 1, args.seconds, users=users, movies=movies))
+        result["concurrency_1"][f"{floor}_predict_1x1"] = load_phase(servers[floor].target, "predict", 1,
+                                                                     args.seconds, ids_file)
       rounds = {name: {"predict_1x1": [], "recommend": []} for name in configs}
       for floor in (GRPC_FLOOR, GRPC_FLOOR_BATCHED):
         rounds[floor] = {"predict_1x1": []}  # they answer Predict's response to every request
       for _ in range(args.rounds):
         for name, server in servers.items():
-          rounds[name]["predict_1x1"].append(summary(run_loadtest(
-              server.target, "predict", 32, args.round_seconds, users=users, movies=movies)))
+          rounds[name]["predict_1x1"].append(load_phase(server.target, "predict", 32, args.round_seconds, ids_file))
           if "recommend" in rounds[name]:
-            rounds[name]["recommend"].append(summary(run_loadtest(
-                server.target, "recommend", 32, args.round_seconds, users=users)))
+            rounds[name]["recommend"].append(load_phase(server.target, "recommend", 32, args.round_seconds,
+                                                        ids_file))
     finally:
       for server in servers.values():
         server.stop()
@@ -315,9 +314,18 @@ def overhead_and_gain(c1: Dict, c32: Dict, floor: Dict, prefix: str, name: str) 
   return result
 
 
-def summary(result) -> Dict:
-  return {"qps": result.qps, "latency_ms": result.latency_ms, "errors": sum(result.errors.values()),
-          "requests": result.requests, "client_cpu_ms_per_request": result.client_cpu_ms_per_request}
+def load_phase(target: str, mode: str, concurrency: int, seconds: float, ids_file: Path) -> Dict:
+  """Load from `recsys loadtest` (the TF-free client, 1 movie per Predict) in a process of its own, so that the
+  client is what a user runs and not this process with TensorFlow and its models: QPS, latency, errors, client CPU
+  per request."""
+  done = subprocess.run([sys.executable, "-m", "pipeline.cli", "loadtest", "--target", target, "--mode", mode,
+                         "--concurrency", str(concurrency), "--duration", str(seconds), "--ids", str(ids_file),
+                         "--json"], cwd=REPO, capture_output=True, text=True, check=False)
+  if done.returncode not in (0, 1):  # 1: the run had errors, which the result counts
+    sys.exit(f"recsys loadtest failed ({done.returncode}): {done.stderr[-2000:]}")
+  result = json.loads(done.stdout)
+  return {"qps": result["qps"], "latency_ms": result["latency_ms"], "errors": sum(result["errors"].values()),
+          "requests": result["requests"], "client_cpu_ms_per_request": result["client_cpu_ms_per_request"]}
 
 
 def machine() -> Dict[str, str]:
