@@ -6,10 +6,10 @@ NeuMF (default ModelConfig) briefly on made-up ratings through the real Transfor
 (TrainConfig.recommend_precompute: lists ranked at export, the default, and ranked per request), and measures
 for each: the export's seconds, the in-process `recommend` call (1 user, and 32 users in one call), `recommend`
 through `recsys serve --server embedded` (batching on, the shipped config) at concurrency 1 and with 32 callers
-(after a 2 s warm-up; the load comes from `recsys loadtest`, the TF-free client, in a process of its own, so the
-client is what a user runs and not this process with its trained models), and recall@10 of the exported `recommend` against the exhaustive NeuMF ranking (the Keras model scoring every
-known movie) over 1,000 users. Trained models are cached under --cache_dir; the exports are redone every run,
-so the numbers are always those of the current export code.
+after a 2 s warm-up (the load from `recsys loadtest` in a process of its own: serving_bench.load_phase), and
+recall@10 of the exported `recommend` against the exhaustive NeuMF ranking (the Keras model scoring every known
+movie) over 1,000 users. Trained models are cached under --cache_dir; the exports are redone every run, so the
+numbers are always those of the current export code.
 
 Usage (from the repository root; it imports bench.serving_bench and tests.support):
   .venv/bin/python -m bench.recommend_bench                    # all three catalogs
@@ -47,6 +47,7 @@ TASTE_FACTORS = 8
 RECALL_K = 10
 TRAIN = TrainConfig(epochs=2)
 EXPORTS = {"precomputed": True, "per_request": False}  # name -> TrainConfig.recommend_precompute
+WARM_UP_S = 2.0  # a concurrency-1 phase before the measured ones
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,16 +145,13 @@ def in_process_ms(export_dir: Path, users: List[str], calls: int) -> Dict[str, D
   return results
 
 
-WARM_UP_S = 2.0
-
-
 def bench_catalog(catalog_size: int, args: argparse.Namespace) -> Dict:
   model, tf_transform_output = trained_model(catalog_size, args.cache_dir)
   users = [u.decode() for u in tf_transform_output.vocabulary_by_name(features.USER_ID)]
-  movies = tf_transform_output.vocabulary_size_by_name(features.MOVIE_ID)
-  result = {"catalog": CATALOGS.get(catalog_size, "custom"), "movies": movies, "users": len(users)}
-  expected = exhaustive_top_k(model, movies, np.arange(min(args.recall_users, len(users))), RECALL_K)
-  ids = {"users": users, "movies": [m.decode() for m in tf_transform_output.vocabulary_by_name(features.MOVIE_ID)]}
+  movies = [m.decode() for m in tf_transform_output.vocabulary_by_name(features.MOVIE_ID)]
+  result = {"catalog": CATALOGS.get(catalog_size, "custom"), "movies": len(movies), "users": len(users)}
+  expected = exhaustive_top_k(model, len(movies), np.arange(min(args.recall_users, len(users))), RECALL_K)
+  ids = {"users": users, "movies": movies}
   for name, precompute in EXPORTS.items():
     with tempfile.TemporaryDirectory() as work:
       ids_file = Path(work) / "ids.json"

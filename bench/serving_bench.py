@@ -3,13 +3,14 @@
 On one NCF SavedModel it measures: the in-process SavedModel call (the floor: as the server runs it, and as
 the TF2 signature; for `recommend` also with 32 users in one call, what batching can gain inside the model),
 Predict 1 user x 1 movie at concurrency 1, `recommend` top-K over the whole catalog at concurrency 1, and
-throughput with 32 concurrent callers with batching on (serving/config/batching_parameters.txt) and off. Each server runs in its own process
-(`recsys serve --server embedded`) and the load comes from this one, as a client would. The throughput phases
-alternate between the servers in short rounds and report medians, so that other work on a shared machine
-weighs on both sides alike. Beside them, bench/grpc_floor_server.py answers every Predict with one fixed response
-(no model, no server work): the Python gRPC floor under the same client, at concurrency 1 and 32, which bounds
-what the server's overhead and batching gain can reach on the machine; a second floor server answers the same
-way after the batch thread's hand-off (--batch_thread), the floor of a batched request.
+throughput with 32 concurrent callers with batching on (serving/config/batching_parameters.txt) and off. Each
+server runs in its own process (`recsys serve --server embedded`), and so does each phase's load (`recsys
+loadtest`, the TF-free client: `load_phase`). The throughput phases alternate between the servers in short rounds
+and report medians, so that other work on a shared machine weighs on both sides alike. Beside them,
+bench/grpc_floor_server.py answers every Predict with one fixed response (no model, no server work): the Python
+gRPC floor under the same client, at concurrency 1 and 32, which bounds what the server's overhead and batching
+gain can reach on the machine; a second floor server answers the same way through the server's batch queue
+(--batch_thread), the floor of a batched request.
 
 Usage:
   .venv/bin/python bench/serving_bench.py                      # ml-100k-shaped model (943 users, 1682 movies)

@@ -161,7 +161,7 @@ def test_signatures_the_server_cannot_answer_right_are_named_and_not_pushed(exam
 
 
 def test_a_model_whose_version_fails_to_load_is_refused_with_the_server_error(tiny_ncf_export, examples, tmp_path,
-                                                                                   servers):
+                                                                              servers):
   export = tmp_path / "bad-warmup"
   shutil.copytree(tiny_ncf_export, export)
   write_warmup_for_missing_signature(export, "missing")
