@@ -2,17 +2,18 @@
 
 Runs, in order: a good model (blessed, pushed), the same run twice more (cached), a candidate trained on
 shuffled labels (not blessed, not pushed: it fails the AUC and the ranking gates), and a run on corrupted examples
-(stops at validation).
+(stops at validation). `recsys report` reports on the first run and on the refused candidate.
 """
 
 import dataclasses
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 import pytest
 import tensorflow as tf
 
 from components import features
-from tests.support import testdata
+from tests.support import report_page, testdata
 from pipeline.anomalies_gate import ExampleAnomaliesError
 from pipeline.runners import local as local_runner
 from pipeline.runs import summary
@@ -39,14 +40,30 @@ def _config(work: Path) -> PipelineConfig:
                                                  max_ndcg_regression=0.01))
 
 
-def _artifact_types(config: PipelineConfig) -> set:
+def _store(config: PipelineConfig):
+  """The run's ML Metadata store."""
   from ml_metadata.metadata_store import metadata_store
   from tfx.orchestration import metadata
 
-  store = metadata_store.MetadataStore(
-      metadata.sqlite_metadata_connection_config(metadata_path(config)))
+  return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path(config)))
+
+
+def _artifact_types(config: PipelineConfig) -> set:
+  store = _store(config)
   types = {t.id: t.name for t in store.get_artifact_types()}
   return {types[a.type_id] for a in store.get_artifacts()}
+
+
+def _mlmd_runs(config: PipelineConfig) -> List[Tuple[str, Dict[str, object]]]:
+  """(run id, {artifact type: newest artifact of the run}) of every pipeline run, oldest first, from ML Metadata."""
+  store = _store(config)
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  runs = []
+  for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.create_time_since_epoch):
+    artifacts = {types[a.type_id]: a for a in sorted(store.get_artifacts_by_context(context.id),
+                                                     key=lambda a: a.id)}
+    runs.append((context.name, artifacts))
+  return runs
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +71,7 @@ def runs(tmp_path_factory):
   """Runs the good, repeated and worse pipelines in order; returns their configs and summaries."""
   work = tmp_path_factory.mktemp("e2e")
   config = _config(work)
-  prepare_examples(config.data, config.examples_dir)
-  results = {"config": config}
+  results = {"config": config, "prepared": prepare_examples(config.data, config.examples_dir)}
   local_runner.run(config)
   results["first"] = summary.summarize(config)
   results["first_versions"] = sorted(p.name for p in (config.serving_dir / config.model_name).iterdir())
@@ -126,6 +142,83 @@ def test_worse_candidate_is_not_blessed_and_not_pushed(runs):
   assert worse.infra_blessed is False and "did not bless" in worse.infra_validation  # not served at all
   assert worse.pushed_path is None
   assert sorted(p.name for p in (config.serving_dir / config.model_name).iterdir()) == runs["second_versions"]
+
+
+def test_report_of_the_refused_candidate(runs, tmp_path):
+  from pipeline import cli
+  from pipeline.report import html as report
+
+  config, prepared = runs["config"], runs["prepared"]
+  mlmd_runs = _mlmd_runs(config)
+  (first_id, first), (latest_id, latest) = mlmd_runs[0], mlmd_runs[-1]
+  out = tmp_path / "latest" / "report.html"
+  assert cli.main(["report", "--pipeline-root", str(config.pipeline_root), "--out", str(out)]) == 0
+
+  page = report_page.parse(out)
+  assert page.sections == list(report.SECTIONS)
+  pngs = {p.name[len("report-"):-len(".png")]: p.read_bytes() for p in out.parent.glob("report-*.png")}
+  assert {"slices-interaction", "slices-liked", "ratings", "ranking", "curves", "calibration", "scores"} <= set(pngs)
+  assert set(page.images) == set(pngs)
+  for name, png in pngs.items():
+    report_page.assert_png_not_blank(png, name)
+  text = "".join(page.text)
+  # Identity and verdict are the latest run's (the shuffled-label candidate), as ML Metadata recorded them.
+  assert latest_id in text and first_id not in text
+  assert latest["Model"].uri in text and latest["Model"].uri != first["Model"].uri
+  assert latest["ModelBlessing"].custom_properties["blessed"].int_value == 0
+  assert "NOT BLESSED" in text and "not pushed" in text
+  assert "NOT INFRA BLESSED" in text and "did not bless" in text  # the InfraValidator's reason
+  # The candidate was judged against the first run's model, and the page says so.
+  assert latest["ModelBlessing"].custom_properties["baseline_model"].string_value == first["Model"].uri
+  assert f"Compared against the last blessed model {first['Model'].uri}" in text
+  assert f"change >= -{config.eval.max_auc_regression:g} vs. baseline" in text
+  for split in ("train", "eval"):
+    assert f"{prepared.rows[split]:,}" in text, split
+
+
+def test_report_of_the_first_run_and_its_ranking(runs):
+  from pipeline.metrics import ranking
+  from pipeline.report import load as report_load
+  from pipeline.runs.reader import RunNotFoundError
+
+  config, prepared = runs["config"], runs["prepared"]
+  first_id, first = _mlmd_runs(config)[0]
+  earlier = report_load.load_run_report(Path(metadata_path(config)), first_id)
+  assert earlier.identity.run_id == first_id
+  assert earlier.identity.model_uri == first["Model"].uri
+  assert earlier.identity.model_version == Path(runs["first"].pushed_path).name
+  assert earlier.infra_validation is not None and earlier.infra_validation.blessed
+  assert earlier.blessing is not None and earlier.blessing.blessed
+  assert earlier.blessing.baseline_model_uri is None  # first run: no baseline
+  assert [(check.head, check.metric, check.condition) for check in earlier.blessing.checks] == [
+      ("interaction", "auc", f">= {config.eval.min_interaction_auc:g}"),
+      ("liked", "auc", f">= {config.eval.min_liked_auc:g}"), ("score", "ndcg@10", f">= {config.eval.min_ndcg:g}")]
+  assert all(check.passed and 0.0 < check.value <= 1.0 for check in earlier.blessing.checks)
+  assert {split.split: split.rows for split in earlier.splits} == {
+      split: rows for split, rows in prepared.rows.items() if split != "ranking"}  # not in StatisticsGen
+  assert {head.head for head in earlier.heads} == {"interaction", "liked", "score"}
+  auc_heads = [head for head in earlier.heads if head.head != "score"]
+  assert all(0.0 <= head.metrics["auc"] <= 1.0 for head in auc_heads)
+  score = next(head for head in earlier.heads if head.head == "score")
+  assert score.slices == () and set(score.metrics) == {"ndcg@10"}
+  liked = next(head for head in earlier.heads if head.head == "liked")
+  interaction = next(head for head in earlier.heads if head.head == "interaction")
+  # `interaction` counts every eval example, `liked` (weighted by `interaction`) the rated ones only.
+  assert interaction.metrics["example_count"] == prepared.rows["eval"]
+  rated = int(ranking.read_split(prepared.examples_dir / "eval", [features.INTERACTION])[features.INTERACTION].sum())
+  assert 0 < rated < prepared.rows["eval"]
+  assert liked.metrics["example_count"] == rated
+  assert {s.feature for s in liked.slices} == {"genres", "user_activity"}
+  ncf, popular = earlier.ranking
+  assert ncf.users == popular.users > 0 and ncf.k == 10
+  assert 0.0 <= ncf.hit_rate <= 1.0 and 0.0 <= ncf.ndcg <= ncf.hit_rate
+  assert ncf.auc == {head.head: head.metrics["auc"] for head in auc_heads}
+  full_ncf, full_popular = earlier.full_catalog
+  assert full_ncf.users == full_popular.users > 0 and full_ncf.k == 20
+  assert all(0.0 <= value <= 1.0 for value in (full_ncf.recall, full_ncf.ndcg, full_popular.recall))
+  assert set(popular.auc) == {"interaction", "liked"} and all(0.0 <= v <= 1.0 for v in popular.auc.values())
+  with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
+    report_load.load_run_report(Path(metadata_path(config)), "nope")
 
 
 def test_corrupted_examples_stop_the_run_at_validation(tmp_path):

@@ -1,8 +1,7 @@
-"""The evaluation report: figures, HTML, headless Chromium, and a report of a real small pipeline run."""
+"""The evaluation report on made-up results: figures, HTML, headless Chromium, the ranking section on a hand-made
+case (tests/test_pipeline_e2e.py reports on its real pipeline runs)."""
 import base64
 import dataclasses
-import html.parser
-import io
 import math
 import shutil
 import subprocess
@@ -11,10 +10,10 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.report import html as report
 from pipeline.report import data as report_data
+from tests.support import report_page
 from pipeline.report.data import (Anomaly, Blessing, CalibrationHistogram, ConfusionCurve, FullCatalogScore,
                                   HeadResult, RankingScore, RunIdentity, RunReport, SliceResult, SplitStats,
                                   ThresholdCheck)
@@ -81,43 +80,6 @@ def made_up_report(with_plots: bool = True) -> RunReport:
                     FullCatalogScore("most popular", 20, 0.12, 0.1, 55, 58, 200)))
 
 
-class _Page(html.parser.HTMLParser):
-  """Collects section ids, headings, images and table cells of a report page."""
-
-  def __init__(self):
-    super().__init__()
-    self.sections: List[str] = []
-    self.images: Dict[str, str] = {}
-    self.text: List[str] = []
-
-  def handle_starttag(self, tag, attrs):
-    attrs = dict(attrs)
-    if tag == "section":
-      self.sections.append(attrs["id"])
-    if tag == "img":
-      self.images[attrs["alt"]] = attrs["src"]
-
-  def handle_data(self, data):
-    self.text.append(data)
-
-
-def _parse(path: Path) -> _Page:
-  page = _Page()
-  page.feed(path.read_text(encoding="utf-8"))
-  page.close()
-  return page
-
-
-def _assert_png_not_blank(png: bytes, name: str) -> None:
-  image = Image.open(io.BytesIO(png))
-  image.verify()  # raises on a truncated or corrupt file
-  image = Image.open(io.BytesIO(png)).convert("RGB")
-  assert image.format is None or image.format == "PNG"
-  assert image.width >= 300 and image.height >= 200, (name, image.size)
-  colours = image.getcolors(maxcolors=1 << 16)
-  assert colours is None or len(colours) > 1, f"{name} is a single colour"
-
-
 def test_every_figure_is_a_non_blank_png_and_inlined(tmp_path):
   out = report.render_report(made_up_report(), tmp_path / "report.html")
   pngs = {p.name: p.read_bytes() for p in tmp_path.glob("*.png")}
@@ -126,8 +88,8 @@ def test_every_figure_is_a_non_blank_png_and_inlined(tmp_path):
                         "ranking")}
   for name, png in pngs.items():
     assert png.startswith(b"\x89PNG\r\n\x1a\n"), name
-    _assert_png_not_blank(png, name)
-  page = _parse(out)
+    report_page.assert_png_not_blank(png, name)
+  page = report_page.parse(out)
   for name, src in page.images.items():
     assert src.startswith("data:image/png;base64,"), name
     assert base64.b64decode(src.split(",", 1)[1]) == pngs[f"report-{name}.png"]
@@ -136,7 +98,7 @@ def test_every_figure_is_a_non_blank_png_and_inlined(tmp_path):
 
 def test_html_has_every_section_in_order_and_escapes_text(tmp_path):
   out = report.render_report(made_up_report(), tmp_path / "r.html")
-  page = _parse(out)
+  page = report_page.parse(out)
   assert page.sections == list(report.SECTIONS)
   text = " ".join(page.text)
   for title in report.SECTIONS.values():
@@ -156,7 +118,7 @@ def test_missing_plots_are_explained_not_drawn(tmp_path):
   no_baseline = Blessing(False, None, (ThresholdCheck("interaction", "auc", ">= 0.7", 0.65, None, False),))
   out = report.render_report(
       report_data.RunReport(**{**made_up.__dict__, "blessing": no_baseline, "ranking": ()}), tmp_path / "r.html")
-  page = _parse(out)
+  page = report_page.parse(out)
   assert page.sections == list(report.SECTIONS)
   text = " ".join(page.text)
   assert "The Evaluator did not compute ConfusionMatrixPlot" in text
@@ -244,10 +206,10 @@ def test_report_renders_in_headless_chromium(tmp_path):
   done = _chromium_run(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000")
   assert done.returncode == 0, done.stderr
   assert not _page_errors(done.stderr), done.stderr
-  _assert_png_not_blank(shot.read_bytes(), "screenshot")
+  report_page.assert_png_not_blank(shot.read_bytes(), "screenshot")
   dom = _chromium_run(page, tmp_path, "--dump-dom")
   assert dom.returncode == 0 and not _page_errors(dom.stderr), dom.stderr
-  rendered = _Page()
+  rendered = report_page.ReportPage()
   rendered.feed(dom.stdout)
   assert rendered.sections == list(report.SECTIONS)
   assert len(rendered.images) == 7
@@ -336,120 +298,6 @@ def test_ranking_section_on_a_hand_made_case(tmp_path):
   assert popular.auc == pytest.approx({"interaction": 25.5 / 60, "liked": 0.75})
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-  """Two tiny runs in one pipeline root: a first one (no baseline), then a retrained candidate judged against
-  the first. AUC bounds are 0 so the 1-epoch models are blessed and pushed. The InfraValidator is left out (its
-  section is checked on made-up verdicts below, the component in tests/test_pipeline_e2e.py). Returns (config,
-  prepared)."""
-  from pipeline.runners import local as local_runner
-  from components.hparams import TrainConfig
-  from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, InfraValidationConfig, PipelineConfig
-  from pipeline.data.prepare import prepare_examples
-
-  root = tmp_path_factory.mktemp("report-e2e")
-  data = DataConfig(synthetic_users=60, synthetic_movies=200, synthetic_ratings=3000, cache_dir=root / "cache")
-  config = PipelineConfig(pipeline_root=root / "pipeline", examples_dir=root / "examples",
-                          serving_dir=root / "serving", schema_dir=CURATED_SCHEMA_DIR, data=data,
-                          train=TrainConfig(epochs=1),
-                          eval=EvalConfig(min_liked_auc=0.0, min_interaction_auc=0.0, max_auc_regression=1.0,
-                                          min_ndcg=0.0, max_ndcg_regression=1.0),
-                          infra_validation=InfraValidationConfig(enabled=False))
-  prepared = prepare_examples(data, config.examples_dir)
-  local_runner.run(config)
-  local_runner.run(dataclasses.replace(config, train=TrainConfig(epochs=1, seed=8)))  # only training changes
-  return config, prepared
-
-
-def _mlmd_runs(config):
-  """(run id, {artifact type: newest output artifact}) of every pipeline run, oldest first, straight from MLMD."""
-  from ml_metadata.metadata_store import metadata_store
-  from tfx.orchestration import metadata
-
-  store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
-      str(config.pipeline_root / "metadata.sqlite")))
-  types = {t.id: t.name for t in store.get_artifact_types()}
-  runs = []
-  for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.create_time_since_epoch):
-    artifacts = {types[a.type_id]: a for a in sorted(store.get_artifacts_by_context(context.id),
-                                                     key=lambda a: a.id)}
-    runs.append((context.name, artifacts))
-  return runs
-
-
-def test_report_of_a_real_pipeline_run(two_runs, tmp_path):
-  from pipeline import cli
-
-  config, prepared = two_runs
-  (first_id, first), (second_id, second) = _mlmd_runs(config)
-  out = tmp_path / "latest" / "report.html"
-  assert cli.main(["report", "--pipeline-root", str(config.pipeline_root), "--out", str(out)]) == 0
-
-  page = _parse(out)
-  assert page.sections == list(report.SECTIONS)
-  pngs = {p.name[len("report-"):-len(".png")]: p.read_bytes() for p in out.parent.glob("report-*.png")}
-  assert {"slices-interaction", "slices-liked", "ratings", "ranking", "curves", "calibration", "scores"} <= set(pngs)
-  assert set(page.images) == set(pngs)
-  for name, png in pngs.items():
-    _assert_png_not_blank(png, name)
-  text = "".join(page.text)
-  # Identity and verdict are the latest run's, as ML Metadata recorded them.
-  assert second_id in text and first_id not in text
-  assert second["Model"].uri in text
-  version = second["PushedModel"].custom_properties["pushed_version"].string_value
-  assert second["PushedModel"].custom_properties["pushed"].int_value == 1 and version in text
-  assert second["ModelBlessing"].custom_properties["blessed"].int_value == 1 and "BLESSED" in text
-  # The candidate was judged against the first run's model, and the page says so.
-  assert second["ModelBlessing"].custom_properties["baseline_model"].string_value == first["Model"].uri
-  assert f"Compared against the last blessed model {first['Model'].uri}" in text
-  assert "change >= -1 vs. baseline" in text
-  for split in ("train", "eval"):
-    assert f"{prepared.rows[split]:,}" in text, split
-
-
-def test_report_of_an_earlier_run_and_its_ranking(two_runs, tmp_path):
-  from components import features
-  from pipeline.metrics import ranking
-  from pipeline.report import load as report_load
-  from pipeline.runs.reader import RunNotFoundError
-
-  config, prepared = two_runs
-  (first_id, first), _ = _mlmd_runs(config)
-  metadata_path = config.pipeline_root / "metadata.sqlite"
-  earlier = report_load.load_run_report(metadata_path, first_id)
-  assert earlier.identity.run_id == first_id
-  assert earlier.identity.model_uri == first["Model"].uri
-  assert earlier.blessing is not None and earlier.blessing.baseline_model_uri is None  # first run: no baseline
-  assert [(check.head, check.metric, check.condition) for check in earlier.blessing.checks] == [
-      ("interaction", "auc", ">= 0"), ("liked", "auc", ">= 0"), ("score", "ndcg@10", ">= 0")]
-  assert all(check.passed and 0.0 < check.value <= 1.0 for check in earlier.blessing.checks)
-  assert {split.split: split.rows for split in earlier.splits} == {
-      split: rows for split, rows in prepared.rows.items() if split != "ranking"}  # not in StatisticsGen
-  assert {head.head for head in earlier.heads} == {"interaction", "liked", "score"}
-  auc_heads = [head for head in earlier.heads if head.head != "score"]
-  assert all(0.0 <= head.metrics["auc"] <= 1.0 for head in auc_heads)
-  score = next(head for head in earlier.heads if head.head == "score")
-  assert score.slices == () and set(score.metrics) == {"ndcg@10"}
-  liked = next(head for head in earlier.heads if head.head == "liked")
-  interaction = next(head for head in earlier.heads if head.head == "interaction")
-  # `interaction` counts every eval example, `liked` (weighted by `interaction`) the rated ones only.
-  assert interaction.metrics["example_count"] == prepared.rows["eval"]
-  rated = int(ranking.read_split(prepared.examples_dir / "eval", [features.INTERACTION])[features.INTERACTION].sum())
-  assert 0 < rated < prepared.rows["eval"]
-  assert liked.metrics["example_count"] == rated
-  assert {s.feature for s in liked.slices} == {"genres", "user_activity"}
-  ncf, popular = earlier.ranking
-  assert ncf.users == popular.users > 0 and ncf.k == 10
-  assert 0.0 <= ncf.hit_rate <= 1.0 and 0.0 <= ncf.ndcg <= ncf.hit_rate
-  assert ncf.auc == {head.head: head.metrics["auc"] for head in auc_heads}
-  full_ncf, full_popular = earlier.full_catalog
-  assert full_ncf.users == full_popular.users > 0 and full_ncf.k == 20
-  assert all(0.0 <= value <= 1.0 for value in (full_ncf.recall, full_ncf.ndcg, full_popular.recall))
-  assert set(popular.auc) == {"interaction", "liked"} and all(0.0 <= v <= 1.0 for v in popular.auc.values())
-  with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
-    report_load.load_run_report(metadata_path, "nope")
-
-
 def test_anomalies_are_read_from_the_artifact_most_severe_first(tmp_path):
   from tensorflow_metadata.proto.v0 import anomalies_pb2
   from tfx.components.example_validator import executor
@@ -492,15 +340,15 @@ def test_infra_validation_verdict_and_the_reason_of_a_refusal_are_shown(tmp_path
   from pipeline.infra_validation import Verdict
 
   made_up = made_up_report(with_plots=False)
-  assert "The InfraValidator did not run" in " ".join(_parse(report.render_report(made_up, tmp_path / "r.html")).text)
+  assert "The InfraValidator did not run" in " ".join(report_page.parse(report.render_report(made_up, tmp_path / "r.html")).text)
   refused = Verdict(False, "signature 'predict' on 8 eval examples: the server answered INVALID_ARGUMENT: <b>no</b>",
                     "embedded server", 0, 4.2)
   not_served = dataclasses.replace(made_up, infra_validation=refused)
-  text = " ".join(_parse(report.render_report(not_served, tmp_path / "r.html")).text)
+  text = " ".join(report_page.parse(report.render_report(not_served, tmp_path / "r.html")).text)
   assert "NOT INFRA BLESSED" in text and refused.reason in text  # the reason as text, not markup
   assert f"NOT infra blessed: {refused.reason}" in report.summary_lines(not_served)
   served = dataclasses.replace(made_up, infra_validation=Verdict(True, "", "embedded server", 5, 9.13))
-  text = " ".join(_parse(report.render_report(served, tmp_path / "r.html")).text)
+  text = " ".join(report_page.parse(report.render_report(served, tmp_path / "r.html")).text)
   assert "INFRA BLESSED" in text and "NOT INFRA BLESSED" not in text
   assert "5 queries answered like the SavedModel on the embedded server in 9.1 s" in text
 
