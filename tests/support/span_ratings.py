@@ -1,8 +1,6 @@
-"""Made-up weekly ratings in the ml-latest CSV layout, for the span tests: a few weeks of the same users, one of
-which may be drifted (every rating of that week goes to movies of one genre)."""
+"""Made-up weekly ratings in the ml-latest CSV layout, for the span tests: a few weeks of the same users."""
 import dataclasses
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -21,11 +19,7 @@ class WeeklyRatings:
   weeks: int = 4
   per_week: int = 5
   late_users: int = 6  # the last `late_users` users rate only in the final week: cold users of its eval
-  drifted_week: Optional[int] = None  # 1-based week whose ratings all go to DRIFTED_GENRE movies
   seed: int = 0
-
-
-DRIFTED_GENRE = "Drama"
 
 
 def movie_genres(movie: int) -> str:
@@ -46,8 +40,7 @@ def ratings(shape: WeeklyRatings = WeeklyRatings()) -> pd.DataFrame:
     first_week = shape.weeks if user > shape.users - shape.late_users else 1
     rated: set = set()
     for week in range(first_week, shape.weeks + 1):
-      allowed = np.array([m not in rated and (week != shape.drifted_week or DRIFTED_GENRE in g)
-                          for m, g in zip(movies, genres)])
+      allowed = np.array([m not in rated for m in movies])
       weights = popularity * allowed * np.array([3.0 if favourite in g else 1.0 for g in genres])
       chosen = rng.choice(movies, size=shape.per_week, replace=False, p=weights / weights.sum())
       for movie in chosen:
