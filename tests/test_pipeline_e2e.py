@@ -1,4 +1,4 @@
-"""The real pipeline with LocalDagRunner on a small synthetic set (about 3 minutes on 2 cores).
+"""The real pipeline with LocalDagRunner on a small synthetic set (about a minute on 2 idle cores).
 
 Runs, in order: a good model (blessed, pushed), the same run twice more (cached), a candidate trained on
 shuffled labels (not blessed, not pushed: it fails the AUC and the ranking gates), and a run on corrupted examples
