@@ -87,6 +87,7 @@ def test_the_wait_for_a_version_reads_the_trace_as_it_grows_and_names_what_it_sa
 
 @dataclasses.dataclass(frozen=True)
 class Replayed:
+  """One replay of the tiny weekly data: its result, its report lines, its output folder and its config."""
   result: loop.ReplayResult
   lines: List[str]  # what the replay reported after each span
   out: Path
