@@ -171,12 +171,13 @@ class PrecomputedRanker(tf.Module):
     started = last_line = time.monotonic()
     movies, scores = [], []
     for start in range(0, ranker.num_users, chunk):
-      chunk_movies, chunk_scores = rank(tf.range(start, min(start + chunk, ranker.num_users), dtype=tf.int64))
+      end = min(start + chunk, ranker.num_users)
+      chunk_movies, chunk_scores = rank(tf.range(start, end, dtype=tf.int64))
       movies.append(chunk_movies)
       scores.append(chunk_scores)
       if time.monotonic() - last_line >= progress_s:
         last_line = time.monotonic()
-        _LOG.info("recommend: ranked %d of %d users", min(start + chunk, ranker.num_users), ranker.num_users)
+        _LOG.info("recommend: ranked %d of %d users", end, ranker.num_users)
     self._k = k
     self._movies = tf.Variable(tf.concat(movies, 0), trainable=False, name="recommended_movies")
     self._scores = tf.Variable(tf.concat(scores, 0), trainable=False, name="recommended_scores")

@@ -16,7 +16,7 @@ from components import features
 from tests.support import report_page, testdata
 from pipeline.anomalies_gate import ExampleAnomaliesError
 from pipeline.runners import local as local_runner
-from pipeline.runs import summary
+from pipeline.runs import reader, summary
 from pipeline.config import CURATED_SCHEMA_DIR, DataConfig, EvalConfig, PipelineConfig
 from pipeline.pipeline import metadata_path
 from pipeline.data.prepare import prepare_examples
@@ -40,23 +40,15 @@ def _config(work: Path) -> PipelineConfig:
                                                  max_ndcg_regression=0.01))
 
 
-def _store(config: PipelineConfig):
-  """The run's ML Metadata store."""
-  from ml_metadata.metadata_store import metadata_store
-  from tfx.orchestration import metadata
-
-  return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path(config)))
-
-
 def _artifact_types(config: PipelineConfig) -> set:
-  store = _store(config)
+  store = reader.open_store(Path(metadata_path(config)))
   types = {t.id: t.name for t in store.get_artifact_types()}
   return {types[a.type_id] for a in store.get_artifacts()}
 
 
 def _mlmd_runs(config: PipelineConfig) -> List[Tuple[str, Dict[str, object]]]:
   """(run id, {artifact type: newest artifact of the run}) of every pipeline run, oldest first, from ML Metadata."""
-  store = _store(config)
+  store = reader.open_store(Path(metadata_path(config)))
   types = {t.id: t.name for t in store.get_artifact_types()}
   runs = []
   for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.create_time_since_epoch):
@@ -179,7 +171,6 @@ def test_report_of_the_refused_candidate(runs, tmp_path):
 def test_report_of_the_first_run_and_its_ranking(runs):
   from pipeline.metrics import ranking
   from pipeline.report import load as report_load
-  from pipeline.runs.reader import RunNotFoundError
 
   config, prepared = runs["config"], runs["prepared"]
   first_id, first = _mlmd_runs(config)[0]
@@ -217,7 +208,7 @@ def test_report_of_the_first_run_and_its_ranking(runs):
   assert full_ncf.users == full_popular.users > 0 and full_ncf.k == 20
   assert all(0.0 <= value <= 1.0 for value in (full_ncf.recall, full_ncf.ndcg, full_popular.recall))
   assert set(popular.auc) == {"interaction", "liked"} and all(0.0 <= v <= 1.0 for v in popular.auc.values())
-  with pytest.raises(RunNotFoundError, match="no pipeline run 'nope'"):
+  with pytest.raises(reader.RunNotFoundError, match="no pipeline run 'nope'"):
     report_load.load_run_report(Path(metadata_path(config)), "nope")
 
 

@@ -24,7 +24,7 @@ from pipeline.replay import inject
 from pipeline.replay import loop
 from pipeline.replay import page
 from pipeline.replay import traffic
-from pipeline.runs import summary
+from pipeline.runs import reader, summary
 from pipeline.span_resolvers import span_of
 from serving import loadtest
 from tests.support import span_ratings, testdata
@@ -120,12 +120,10 @@ def replayed(tmp_path_factory) -> Replayed:
 
 def _inputs_per_run(config: PipelineConfig, node: str, key: str) -> List[List]:
   """The input artifacts under `key` of each execution of `node`, oldest first (TFX Artifacts)."""
-  from ml_metadata.metadata_store import metadata_store
   from ml_metadata.proto import metadata_store_pb2
-  from tfx.orchestration import metadata
   from tfx.types import artifact_utils
 
-  store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path(config)))
+  store = reader.open_store(Path(metadata_path(config)))
   context = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.{node}")
   executions = sorted(store.get_executions_by_context(context.id), key=lambda e: (e.create_time_since_epoch, e.id))
   per_run = []
