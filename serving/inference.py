@@ -69,8 +69,9 @@ def finish_predict(servable: Servable, pending: PendingPredict,
 def _check_inputs(servable: Servable, signature: Signature,
                   protos: Mapping[str, tensor_pb2.TensorProto]) -> Dict[str, np.ndarray]:
   """Decodes request tensors; wrong/missing/extra names, dtypes and shapes are INVALID_ARGUMENT."""
-  sent, expected = set(protos), set(signature.input_specs)
-  if sent != expected:
+  expected = signature.input_specs
+  if len(protos) != len(expected) or any(key not in protos for key in expected):
+    sent, expected = set(protos), set(expected)
     raise errors.invalid_argument(
         f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}}) "
         f"!= len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
@@ -80,13 +81,14 @@ def _check_inputs(servable: Servable, signature: Signature,
 
 
 def _output_keys(signature: Signature, output_filter: Iterable[str]) -> List[str]:
-  available = set(signature.signature_def.outputs)
-  wanted = list(output_filter) or sorted(available)
+  if not output_filter:
+    return list(signature.output_names)
+  wanted = list(output_filter)
   for key in wanted:
-    if key not in available:
+    if key not in signature.output_names:
       raise errors.invalid_argument(
           f"output tensor alias not found in signature: {key} Outputs expected to be in the set "
-          f"{{{','.join(sorted(available))}}}. (signature {signature.name})")
+          f"{{{','.join(signature.output_names)}}}. (signature {signature.name})")
   if len(set(wanted)) != len(wanted):
     raise errors.invalid_argument(f"duplicate output tensor alias in output_filter: {wanted}")
   return wanted

@@ -21,7 +21,10 @@ from serving import errors
 from serving import source
 from serving.servable import Servable
 
-State = get_model_status_pb2.ModelVersionStatus.State
+# ModelVersionStatus.State numbers, read once: each attribute of a proto enum's wrapper is a Python __getattr__,
+# and the latest version is resolved on every request.
+START, LOADING, AVAILABLE, UNLOADING, END = (get_model_status_pb2.ModelVersionStatus.State.Value(name)
+                                             for name in ("START", "LOADING", "AVAILABLE", "UNLOADING", "END"))
 LoadFn = Callable[[str, int, Path], Servable]  # (model name, version, version folder) -> loaded, warmed up
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 class _Version:
   number: int
   path: Path
-  state: int = State.START
+  state: int = START
   error: Optional[errors.ServingError] = None
   servable: Optional[Servable] = None
   in_flight: int = 0
@@ -90,7 +93,7 @@ class Manager:
         labels = dict(model_config.version_labels)
         for label, number in sorted(labels.items()):
           version = model.versions.get(number)
-          available = version is not None and version.state == State.AVAILABLE
+          available = version is not None and version.state == AVAILABLE
           if not available and not (self._allow_unavailable_labels and label not in model.labels):
             raise errors.failed_precondition(
                 f"Request to assign label to version {number} of model {name}, which is not currently "
@@ -122,17 +125,17 @@ class Manager:
     for number in sorted(aspired, reverse=True):  # newest first: it is the one that takes traffic
       with self._cond:
         version = model.versions.get(number)
-      if version is not None and version.state in (State.AVAILABLE, State.LOADING):
+      if version is not None and version.state in (AVAILABLE, LOADING):
         continue
       if version is not None and version.error is not None and version.fingerprint == source.fingerprint(
           on_disk[number]):
         continue  # failed before and its files did not change since
       self._load(model, number, on_disk[number])
     with self._cond:
-      aspired_available = any(model.versions.get(n) is not None and model.versions[n].state == State.AVAILABLE
+      aspired_available = any(model.versions.get(n) is not None and model.versions[n].state == AVAILABLE
                               for n in aspired)
       to_unload = [v for n, v in model.versions.items()
-                   if n not in aspired and v.state == State.AVAILABLE and (aspired_available or not aspired)]
+                   if n not in aspired and v.state == AVAILABLE and (aspired_available or not aspired)]
       for number in [n for n, v in model.versions.items() if n not in on_disk and v.error is not None]:
         del model.versions[number]  # a failed version that disappeared is forgotten
     for version in to_unload:
@@ -140,7 +143,7 @@ class Manager:
 
   def _load(self, model: _Model, number: int, path: Path) -> None:
     name = model.config.name
-    version = _Version(number, path, state=State.LOADING)
+    version = _Version(number, path, state=LOADING)
     with self._cond:
       model.versions[number] = version
     log.info("Loading servable version {name: %s version: %d} from %s", name, number, path)
@@ -151,26 +154,26 @@ class Manager:
       error = e if isinstance(e, errors.ServingError) else errors.ServingError(
           _code_of(e), f"{type(e).__name__}: {e}")
       with self._cond:
-        version.state, version.error, version.fingerprint = State.END, error, source.fingerprint(path)
+        version.state, version.error, version.fingerprint = END, error, source.fingerprint(path)
       return
     with self._cond:
-      version.servable, version.state = servable, State.AVAILABLE
+      version.servable, version.state = servable, AVAILABLE
     log.info("Successfully loaded servable version {name: %s version: %d}", name, number)
 
   def _unload(self, name: str, version: _Version) -> None:
     with self._cond:
-      version.state = State.UNLOADING  # stops new requests from getting it
+      version.state = UNLOADING  # stops new requests from getting it
       while version.in_flight:
         self._cond.wait()
       servable, version.servable = version.servable, None
     servable.close()
     with self._cond:
-      version.state = State.END
+      version.state = END
     log.info("Unloaded servable version {name: %s version: %d}", name, version.number)
 
   def _unload_all(self, name: str) -> None:
     with self._cond:
-      versions = [v for v in self._models[name].versions.values() if v.state == State.AVAILABLE]
+      versions = [v for v in self._models[name].versions.values() if v.state == AVAILABLE]
     for version in versions:
       self._unload(name, version)
     with self._cond:
@@ -211,10 +214,10 @@ class Manager:
       number = model.labels[spec.version_label] if model is not None else None
     else:
       request = f"Latest({spec.name})"
-      available = [] if model is None else [n for n, v in model.versions.items() if v.state == State.AVAILABLE]
+      available = [] if model is None else [n for n, v in model.versions.items() if v.state == AVAILABLE]
       number = max(available) if available else None
     version = None if model is None or number is None else model.versions.get(number)
-    if version is None or version.state != State.AVAILABLE:
+    if version is None or version.state != AVAILABLE:
       raise errors.not_found(f"Servable not found for request: {request}")
     return version
 

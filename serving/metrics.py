@@ -42,7 +42,7 @@ class Metrics:
     self.registry = CollectorRegistry()
     self._windows: Dict[Tuple[str, int, str], _VersionWindow] = {}
     self._windows_lock = threading.Lock()
-    self._children: Dict[tuple, tuple] = {}  # record_request's labels -> the labeled series it updates
+    self._children: Dict[tuple, tuple] = {}  # a record_* call's labels -> the labeled series it updates
     self.version_request_count = Counter(
         ":recsys:serving:version_request_count",
         "Requests by model, version, the version label the request named ('' for none) and status code.",
@@ -111,10 +111,17 @@ class Metrics:
     return lines
 
   def record_batch(self, model_name: str, signature_name: str, stats: BatchStats) -> None:
-    self.batch_size.labels(model_name, signature_name).observe(stats.size)
-    self.padding_size.labels(model_name, signature_name).observe(stats.padded_size - stats.size)
+    key = ("batch", model_name, signature_name)
+    children = self._children.get(key)
+    if children is None:
+      children = self._children[key] = (self.batch_size.labels(model_name, signature_name),
+                                        self.padding_size.labels(model_name, signature_name),
+                                        self.queuing_latency.labels(model_name, signature_name))
+    size, padding, queuing = children
+    size.observe(stats.size)
+    padding.observe(stats.padded_size - stats.size)
     for latency in stats.queue_latencies_s:
-      self.queuing_latency.labels(model_name, signature_name).observe(latency * 1e6)
+      queuing.observe(latency * 1e6)
 
   def exposition(self) -> bytes:
     """The Prometheus text exposition of every metric."""

@@ -4,7 +4,7 @@ import concurrent.futures
 import dataclasses
 import threading
 from pathlib import Path
-from typing import Awaitable, Callable, Dict, Optional
+from typing import Awaitable, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -27,8 +27,9 @@ class Signature:
   name: str
   signature_def: meta_graph_pb2.SignatureDef
   function: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]
-  input_specs: Dict[str, tensors.InputSpec]
+  input_specs: Dict[str, tensors.InputSpec]  # sorted by name
   batchable: bool  # every input and output has the batch on dimension 0
+  output_names: Tuple[str, ...]  # sorted: what a Predict without output_filter answers
 
 
 class Servable:
@@ -62,7 +63,7 @@ class Servable:
     self._session = _load_session(self.path, session_config or session_config_from(ServerOptions()))
     self.signatures: Dict[str, Signature] = {
         key: Signature(key, signature_def, _session_runner(self._session, signature_def),
-                       _input_specs(signature_def), _is_batchable(signature_def))
+                       _input_specs(signature_def), _is_batchable(signature_def), tuple(sorted(signature_def.outputs)))
         for key, signature_def in meta_graph.signature_def.items()}
     self._queues: Dict[str, batcher.BatchQueue] = {}
     self._queues_lock = threading.Lock()
@@ -176,10 +177,10 @@ def _session_runner(session: tf.compat.v1.Session, signature_def: meta_graph_pb2
 
 
 def _input_specs(signature_def: meta_graph_pb2.SignatureDef) -> Dict[str, tensors.InputSpec]:
-  """The SignatureDef's inputs (no shape or unknown rank -> shape None; dimension -1 -> None)."""
+  """The SignatureDef's inputs by name, sorted (no shape or unknown rank -> shape None; dimension -1 -> None)."""
   return {key: tensors.InputSpec(info.dtype, None if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank
                                  else tuple(d.size if d.size >= 0 else None for d in info.tensor_shape.dim))
-          for key, info in signature_def.inputs.items()}
+          for key, info in sorted(signature_def.inputs.items())}
 
 
 def _is_batchable(signature_def: meta_graph_pb2.SignatureDef) -> bool:

@@ -35,8 +35,8 @@ def decode_inputs(protos: Mapping[str, tensor_pb2.TensorProto], specs: Mapping[s
                   limits: RequestLimits, batched: bool) -> Dict[str, np.ndarray]:
   """Checks every request tensor against its spec and `limits`, then decodes them all.
 
-  `protos` and `specs` have the same keys. `batched`: the signature runs through the batcher, so dimension 0
-  may not exceed limits.max_batch_size.
+  `protos` and `specs` have the same keys; they are checked in the order of `specs`. `batched`: the signature
+  runs through the batcher, so dimension 0 may not exceed limits.max_batch_size.
 
   Raises:
     ServingError: INVALID_ARGUMENT naming the input and what it broke (dtype, shape, element or byte cap, batch
@@ -44,8 +44,8 @@ def decode_inputs(protos: Mapping[str, tensor_pb2.TensorProto], specs: Mapping[s
   """
   elements = string_bytes = 0
   checked = {}
-  for key in sorted(protos):
-    proto, spec = protos[key], specs[key]
+  for key, spec in specs.items():
+    proto = protos[key]
     shape = _check_shape(key, proto, spec)
     count = math.prod(shape)
     elements += count
@@ -71,7 +71,7 @@ def decode_inputs(protos: Mapping[str, tensor_pb2.TensorProto], specs: Mapping[s
             f"input {key!r}: the request's strings would hold {string_bytes} bytes, more than the server's "
             f"limit --max_request_bytes={limits.max_string_bytes}")
     checked[key] = (dtype, shape, values)
-  return {key: tensor_codec.decode_checked(protos[key], *checked[key]) for key in protos}
+  return {key: tensor_codec.decode_checked(protos[key], *checked[key]) for key in checked}
 
 
 def _check_shape(key: str, proto: tensor_pb2.TensorProto, spec: InputSpec) -> Tuple[int, ...]:
