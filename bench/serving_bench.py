@@ -141,11 +141,11 @@ def server_python_per_predict(model_dir: Path, calls: int) -> Dict[str, float]:
   outputs = servable.run(pending.signature, pending.inputs)
   recorder = metrics.Metrics()
   manager = Manager(lambda name, version, path: servable)
-  base = Path(tempfile.mkdtemp())  # the server's view: <base>/<version>
-  (base / "1").symlink_to(model_dir.resolve())
-  config = model_server_config_pb2.ModelServerConfig()
-  config.model_config_list.config.add(name="ncf", base_path=str(base), model_platform="tensorflow")
-  manager.apply_config(config)
+  with tempfile.TemporaryDirectory() as base:  # the server's view, <base>/<version>, read once when applied
+    (Path(base) / "1").symlink_to(model_dir.resolve())
+    config = model_server_config_pb2.ModelServerConfig()
+    config.model_config_list.config.add(name="ncf", base_path=base, model_platform="tensorflow")
+    manager.apply_config(config)
   wire = request.SerializeToString()
 
   def loop_path() -> None:
@@ -165,12 +165,10 @@ def server_python_per_predict(model_dir: Path, calls: int) -> Dict[str, float]:
       times.append((time.process_time() - started) / calls * 1e6)
     return min(times)
 
-  result = {"begin_predict": best_us(lambda: inference.begin_predict(servable, request)),
-            "finish_predict": best_us(lambda: inference.finish_predict(servable, pending, outputs)),
-            "record_request": best_us(lambda: recorder.record_request("ncf", "predict", "GRPC", "OK", 1e-3, 1)),
-            "loop_path": best_us(loop_path)}
-  shutil.rmtree(base)
-  return result
+  return {"begin_predict": best_us(lambda: inference.begin_predict(servable, request)),
+          "finish_predict": best_us(lambda: inference.finish_predict(servable, pending, outputs)),
+          "record_request": best_us(lambda: recorder.record_request("ncf", "predict", "GRPC", "OK", 1e-3, 1)),
+          "loop_path": best_us(loop_path)}
 
 
 def model_server_command(base_path: Path, batching_file: Optional[Path], flags: Sequence[str] = ()) -> List[str]:
